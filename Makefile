@@ -1,0 +1,26 @@
+# The one place the torch pin lives: it is installed before anything else so that pip
+# takes the local CPU wheel instead of pulling several GB of CUDA packages.
+TORCH_PIN ?= torch==2.13.0
+PYTHON ?= python3
+# `make setup` is idempotent: the stamp records what was installed and from which pyproject.
+SETUP_STAMP := .setup.stamp
+
+.PHONY: setup train test lint clean-stamp
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$(TORCH_PIN)'.split('==')[1] else 1)" 2>/dev/null \
+		|| $(PYTHON) -m pip install "$(TORCH_PIN)"
+	$(PYTHON) -m pip install -e ".[dev]"
+	@touch $(SETUP_STAMP)
+
+train: setup
+	$(PYTHON) -m cnnlab.fetch fashion_mnist
+	$(PYTHON) train.py experiment=quickstart
+
+test: setup
+	$(PYTHON) -m pytest
+
+lint: setup
+	$(PYTHON) -m ruff check .

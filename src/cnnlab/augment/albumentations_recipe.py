@@ -1,0 +1,61 @@
+"""The seed recipe as albumentations, run per sample in DataLoader workers.
+
+HorizontalFlip p=0.5; Affine shift ±10%, scale ±10%, rotate ±15°; CoarseDropout of one
+16x16 hole filled with 0, p=0.3. albumentations is imported lazily so the batched path
+never pays for OpenCV.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class AlbumentationsRecipe:
+    """Per-sample transform; `batch` is the identity since the work happened in the workers."""
+
+    def __init__(
+        self,
+        flip_p: float = 0.5,
+        shift: float = 0.1,
+        scale: float = 0.1,
+        rotate: float = 15.0,
+        affine_p: float = 0.5,
+        dropout_size: int = 16,
+        dropout_p: float = 0.3,
+        seed: int = 0,
+    ) -> None:
+        import albumentations as A
+
+        self.pipeline = A.Compose(
+            [
+                A.HorizontalFlip(p=flip_p),
+                A.Affine(
+                    translate_percent=(-shift, shift),
+                    scale=(1 - scale, 1 + scale),
+                    rotate=(-rotate, rotate),
+                    fill=0,
+                    p=affine_p,
+                ),
+                A.CoarseDropout(
+                    num_holes_range=(1, 1),
+                    hole_height_range=(dropout_size, dropout_size),
+                    hole_width_range=(dropout_size, dropout_size),
+                    fill=0,
+                    p=dropout_p,
+                ),
+            ],
+            seed=seed,
+        )
+
+    def sample_transform(self, image: np.ndarray) -> np.ndarray:
+        return self.pipeline(image=image)["image"]
+
+    def reseed(self, seed: int) -> None:
+        """Called in each DataLoader worker so workers do not repeat each other's draws."""
+        self.pipeline.set_random_seed(seed)
+
+    def batch(self, images: torch.Tensor, generator: Any) -> torch.Tensor:
+        return images

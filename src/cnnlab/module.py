@@ -1,0 +1,159 @@
+"""The one LightningModule for classification: loss, metrics, optimizer/scheduler wiring.
+
+Models stay plain `nn.Module`s; everything about *training* them lives here. Optimizer
+and scheduler arrive as partially-instantiated callables from their config groups, so
+adding an optimizer is a YAML file, not a code change.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class ClassificationModule(L.LightningModule):
+    """Cross-entropy training with torchmetrics accuracy, macro and per-class P/R/F1."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerFactory,
+        class_names: Sequence[str],
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str = "val/acc",
+        scheduler_frequency: int = 1,
+        label_smoothing: float = 0.0,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.scheduler_monitor = scheduler_monitor
+        self.scheduler_frequency = scheduler_frequency
+        self.class_names = list(class_names)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # The Hydra config of the run is attached by the train task and stored in every
+        # checkpoint (see on_save_checkpoint) so a checkpoint is self-describing.
+        self.run_config: dict[str, Any] | None = None
+
+        n = len(self.class_names)
+        self.train_acc = MulticlassAccuracy(num_classes=n, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=n, average="micro")
+        self.test_metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes=n, average="micro"),
+                "precision": MulticlassPrecision(num_classes=n, average="macro"),
+                "recall": MulticlassRecall(num_classes=n, average="macro"),
+                "f1": MulticlassF1Score(num_classes=n, average="macro"),
+            },
+            prefix="test/",
+        )
+        self.test_per_class = MetricCollection(
+            {
+                "precision": MulticlassPrecision(num_classes=n, average=None),
+                "recall": MulticlassRecall(num_classes=n, average=None),
+                "f1": MulticlassF1Score(num_classes=n, average=None),
+            }
+        )
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=n)
+        # Filled at the end of each test epoch for callbacks and reports to read.
+        self.per_class_results: dict[str, dict[str, float]] = {}
+        self.confusion_matrix: torch.Tensor | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def _step(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        logits = self(images)
+        return self.criterion(logits, labels), logits, labels
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        loss, logits, labels = self._step(batch)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, logits, labels = self._step(batch)
+        self.val_acc(logits, labels)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, logits, labels = self._step(batch)
+        self.test_metrics.update(logits, labels)
+        self.test_per_class.update(logits, labels)
+        self.test_confusion.update(logits, labels)
+        self.log("test/loss", loss, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        per_class = {
+            name: values.tolist() for name, values in self.test_per_class.compute().items()
+        }
+        self.test_per_class.reset()
+        self.confusion_matrix = self.test_confusion.compute().cpu()  # rows: true, cols: predicted
+        self.test_confusion.reset()
+        self.per_class_results = {
+            cls: {metric: float(values[i]) for metric, values in per_class.items()}
+            for i, cls in enumerate(self.class_names)
+        }
+        self.log_dict(
+            {
+                f"test_per_class/{metric}/{cls}": values[metric]
+                for cls, values in self.per_class_results.items()
+                for metric in values
+            }
+        )
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs: dict[str, Any] = {}
+        # Schedules that need the run length (OneCycle) declare `total_steps`; the trainer knows it.
+        if (
+            "total_steps" in inspect.signature(self.scheduler_factory).parameters
+            and getattr(self.scheduler_factory, "keywords", {}).get("total_steps") is None
+        ):
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": self.scheduler_interval,
+                "monitor": self.scheduler_monitor,
+                "frequency": self.scheduler_frequency,
+            },
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint["cnnlab_config"] = self.run_config

@@ -1,0 +1,145 @@
+"""The train task: compose -> validate -> build -> fit -> test on the best checkpoint -> metrics.json.
+
+`train(cfg)` is importable and tested; `main()` is the Hydra entry used by `train.py` and
+the `cnnlab-train` console script.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab.build import build, build_list, resolve_precision
+from cnnlab.errors import CnnlabError, exits_cleanly
+from cnnlab.paths import CONFIG_DIR
+from cnnlab.validate import validate_config
+
+METRICS_FILE = "metrics.json"
+
+
+def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """DataModule, LightningModule and Trainer for a validated config."""
+    datamodule = build(cfg.data, "data", augment=build(cfg.augment, "augment"))
+    model = build(cfg.model, "model", **datamodule.model_kwargs())
+    module = build(
+        cfg.module,
+        "module",
+        model=model,
+        optimizer=build(cfg.optim, "optim"),
+        scheduler=build(cfg.scheduler.scheduler, "scheduler") if cfg.scheduler.scheduler else None,
+        scheduler_interval=cfg.scheduler.interval,
+        scheduler_monitor=cfg.scheduler.monitor,
+        class_names=datamodule.classes,
+    )
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg["precision"] = resolve_precision(
+        trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("precision", "auto")
+    )
+    trainer = build(
+        trainer_cfg,
+        "trainer",
+        callbacks=build_list(cfg.get("callbacks"), "callbacks"),
+        logger=build_list(cfg.get("logger"), "logger") or False,
+    )
+    return datamodule, module, trainer
+
+
+def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor:
+            return callback
+    return None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test the best checkpoint on the official test set, write `metrics.json`."""
+    validate_config(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule, module, trainer = build_run(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - started
+
+    best = checkpoint_callback(trainer)
+    best_path = best.best_model_path if best is not None and best.best_model_path else None
+    metrics: dict[str, Any] = {}
+    if cfg.get("test", True):
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+        metrics.update(
+            {k: float(v) for k, v in results[0].items() if not k.startswith("test_per_class/")}
+        )
+        metrics["per_class"] = module.per_class_results
+    best_score = best.best_model_score if best is not None else None
+    logged_val = trainer.callback_metrics.get("val/acc")
+    metrics.update(
+        {
+            "best_val_acc": float(best_score)
+            if best_score is not None
+            else (float(logged_val) if logged_val is not None else None),
+            "epochs": int(trainer.current_epoch),
+            "global_step": int(trainer.global_step),
+            "train_seconds": round(train_seconds, 3),
+            "params": sum(p.numel() for p in module.model.parameters()),
+            "best_checkpoint": best_path,
+            "run_dir": str(output_dir),
+        }
+    )
+    if trainer.is_global_zero and not trainer.fast_dev_run:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def print_summary(metrics: dict[str, Any], cfg: DictConfig) -> None:
+    """The end-of-run report: test metrics, then where the run and its logs are."""
+    console = Console()
+    table = Table(title="Test metrics (official test set)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in (
+        "test/acc",
+        "test/precision",
+        "test/recall",
+        "test/f1",
+        "test/loss",
+        "best_val_acc",
+        "epochs",
+        "train_seconds",
+        "params",
+    ):
+        value = metrics.get(key)
+        if value is not None:
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    run_dir = Path(cfg.paths.output_dir)
+    console.print(f"Run dir:     {run_dir}")
+    if (run_dir / METRICS_FILE).exists():
+        console.print(f"Metrics:     {run_dir / METRICS_FILE}")
+    if (run_dir / "tensorboard").exists():
+        console.print(
+            f"TensorBoard: {run_dir / 'tensorboard'}   (tensorboard --logdir {run_dir / 'tensorboard'})"
+        )
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@exits_cleanly
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns best val/acc so sweepers can optimise it."""
+    try:
+        metrics = train(cfg)
+    except FileNotFoundError as err:  # a path in the config that does not exist
+        raise CnnlabError(f"{err.filename}: not found ({err.strerror})") from None
+    print_summary(metrics, cfg)
+    return metrics.get("best_val_acc")

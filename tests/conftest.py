@@ -1,0 +1,140 @@
+"""Shared fixtures: composed configs, tiny synthetic datasets in the official formats,
+and the real data (skipped when absent, a failure under CI=true)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from cnnlab.paths import CONFIG_DIR, REPO_ROOT
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def find_real_data() -> Path | None:
+    for candidate in (os.environ.get("CNNLAB_DATA_DIR"), REPO_ROOT.parent / "shared" / "data"):
+        if (
+            candidate
+            and (Path(candidate) / "cifar-10-batches-py").is_dir()
+            and (Path(candidate) / "FashionMNIST" / "raw").is_dir()
+        ):
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The real CIFAR-10 + Fashion-MNIST folder; skip without it, but never under CI."""
+    found = find_real_data()
+    if found is None:
+        message = "real data not found: set CNNLAB_DATA_DIR to a folder with cifar-10-batches-py/ and FashionMNIST/raw/"
+        if IN_CI:
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    return found
+
+
+# -- synthetic data in the canonical formats ---------------------------------------------
+def write_cifar_batches(
+    folder: Path, per_batch: int = 40, test_size: int = 50, seed: int = 0
+) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = test_size if name == "test_batch" else per_batch
+        labels = [int(i % 10) for i in range(n)]
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels,
+            b"data": data,
+            b"filenames": [f"{name}_{i}.png".encode() for i in range(n)],
+        }
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle, protocol=2)
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, handle, protocol=2)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_fashion_files(
+    folder: Path, train_size: int = 240, test_size: int = 60, seed: int = 0, gz: bool = True
+) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", train_size), ("t10k", test_size)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        for stem, array in (
+            (f"{prefix}-images-idx3-ubyte", images),
+            (f"{prefix}-labels-idx1-ubyte", labels),
+        ):
+            payload = idx_bytes(array)
+            if gz:
+                (folder / f"{stem}.gz").write_bytes(gzip.compress(payload))
+            else:
+                (folder / stem).write_bytes(payload)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with tiny CIFAR-10 (200 train / 50 test) and Fashion-MNIST (240 / 60) files."""
+    root = tmp_path_factory.mktemp("synthetic_data")
+    write_cifar_batches(root / "cifar-10-batches-py")
+    write_fashion_files(root / "FashionMNIST" / "raw")
+    return root
+
+
+# -- composed configs ----------------------------------------------------------------------
+def compose_config(
+    overrides: list[str], output_dir: Path, data_dir: Path | None = None
+) -> DictConfig:
+    """The train config as Hydra would compose it, with run outputs under `output_dir`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        if data_dir is not None:
+            cfg.paths.data_dir = str(data_dir)
+    return cfg
+
+
+ConfigFactory = Callable[..., DictConfig]
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, synthetic_data_dir: Path) -> ConfigFactory:
+    """`make_cfg(["model=..."], data_dir=None)`: defaults to the synthetic data, small val split."""
+
+    def factory(
+        overrides: list[str] | None = None,
+        data_dir: Path | None = None,
+        output_dir: Path | None = None,
+    ) -> DictConfig:
+        base = [] if data_dir is not None else ["data.val_size=20"]
+        return compose_config(
+            base + list(overrides or []),
+            output_dir or tmp_path / "run",
+            data_dir or synthetic_data_dir,
+        )
+
+    return factory
