@@ -109,12 +109,12 @@ def compose_config(
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         cfg.hydra.runtime.output_dir = str(output_dir)
         if data_dir is not None:
             cfg.paths.data_dir = str(data_dir)
+    HydraConfig.instance().set_config(cfg)
     return cfg
 
 
@@ -138,3 +138,28 @@ def make_cfg(tmp_path: Path, synthetic_data_dir: Path) -> ConfigFactory:
         )
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished short real run (simple_cnn on Fashion-MNIST, 2 x 40 batches): its run dir.
+
+    Holds metrics.json, checkpoints/ (best + last) and tensorboard/ like any run; shared by
+    the tests of every verb that reads runs or checkpoints.
+    """
+    from cnnlab.train import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    cfg = compose_config(
+        [
+            "experiment=quickstart",
+            "trainer.max_epochs=2",
+            "+trainer.limit_train_batches=40",
+            "+trainer.limit_val_batches=2",
+            "callbacks.rich_progress_bar=null",
+        ],
+        run_dir,
+        real_data_dir,
+    )
+    train(cfg)
+    return run_dir

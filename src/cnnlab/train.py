@@ -26,6 +26,13 @@ from cnnlab.validate import validate_config
 METRICS_FILE = "metrics.json"
 
 
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved run config without Hydra's own node: what a checkpoint needs to be rebuilt."""
+    resolved = OmegaConf.to_container(cfg, resolve=False)
+    resolved.pop("hydra", None)
+    return OmegaConf.to_container(OmegaConf.create(resolved), resolve=True)
+
+
 def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """DataModule, LightningModule and Trainer for a validated config."""
     datamodule = build(cfg.data, "data", augment=build(cfg.augment, "augment"))
@@ -40,7 +47,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule
         scheduler_monitor=cfg.scheduler.monitor,
         class_names=datamodule.classes,
     )
-    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    module.run_config = run_config(cfg)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["precision"] = resolve_precision(
         trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("precision", "auto")
