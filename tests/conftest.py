@@ -38,7 +38,10 @@ def real_data_dir() -> Path:
     """The real CIFAR-10 + Fashion-MNIST folder; skip without it, but never under CI."""
     found = find_real_data()
     if found is None:
-        message = "real data not found: set CNNLAB_DATA_DIR to a folder with cifar-10-batches-py/ and FashionMNIST/raw/"
+        message = (
+            "real data not found: set CNNLAB_DATA_DIR to a folder with "
+            "cifar-10-batches-py/ and FashionMNIST/raw/"
+        )
         if IN_CI:
             pytest.fail(f"CI=true but {message}")
         pytest.skip(message)
@@ -46,6 +49,13 @@ def real_data_dir() -> Path:
 
 
 # -- synthetic data in the canonical formats ---------------------------------------------
+def learnable_pixels(rng: np.random.Generator, labels: np.ndarray, size: int) -> np.ndarray:
+    """Noise around a class-dependent brightness: random enough to test readers, yet
+    learnable in a few steps, so tests about learning (stop-at, overfit) are not at chance."""
+    base = labels.astype(np.int64)[:, None] * 24
+    return np.clip(base + rng.integers(0, 40, size=(len(labels), size)), 0, 255).astype(np.uint8)
+
+
 def write_cifar_batches(
     folder: Path, per_batch: int = 40, test_size: int = 50, seed: int = 0
 ) -> None:
@@ -55,7 +65,7 @@ def write_cifar_batches(
     for name in names:
         n = test_size if name == "test_batch" else per_batch
         labels = [int(i % 10) for i in range(n)]
-        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        data = learnable_pixels(rng, np.array(labels), 3072)
         batch = {
             b"batch_label": name.encode(),
             b"labels": labels,
@@ -79,8 +89,8 @@ def write_fashion_files(
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, n in (("train", train_size), ("t10k", test_size)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         labels = (np.arange(n) % 10).astype(np.uint8)
+        images = learnable_pixels(rng, labels, 28 * 28).reshape(n, 28, 28)
         for stem, array in (
             (f"{prefix}-images-idx3-ubyte", images),
             (f"{prefix}-labels-idx1-ubyte", labels),

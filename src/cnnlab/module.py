@@ -142,7 +142,9 @@ class ClassificationModule(L.LightningModule):
             "total_steps" in inspect.signature(self.scheduler_factory).parameters
             and getattr(self.scheduler_factory, "keywords", {}).get("total_steps") is None
         ):
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            # At least 10: OneCycle's warm-up phase must span >= 1 step even in a
+            # fast_dev_run (1 step), or it divides by zero.
+            kwargs["total_steps"] = max(10, int(self.trainer.estimated_stepping_batches))
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,

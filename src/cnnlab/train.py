@@ -1,4 +1,4 @@
-"""The train task: compose -> validate -> build -> fit -> test on the best checkpoint -> metrics.json.
+"""The train task: validate -> build -> fit -> test the best checkpoint -> metrics.json.
 
 `train(cfg)` is importable and tested; `main()` is the Hydra entry used by `train.py` and
 the `cnnlab-train` console script.
@@ -130,14 +130,14 @@ def print_summary(metrics: dict[str, Any], cfg: DictConfig) -> None:
         if value is not None:
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    # Paths are printed plainly: never wrapped, so they can be copied from any terminal.
     run_dir = Path(cfg.paths.output_dir)
-    console.print(f"Run dir:     {run_dir}")
+    print(f"Run dir:     {run_dir}")
     if (run_dir / METRICS_FILE).exists():
-        console.print(f"Metrics:     {run_dir / METRICS_FILE}")
+        print(f"Metrics:     {run_dir / METRICS_FILE}")
     if (run_dir / "tensorboard").exists():
-        console.print(
-            f"TensorBoard: {run_dir / 'tensorboard'}   (tensorboard --logdir {run_dir / 'tensorboard'})"
-        )
+        logs = run_dir / "tensorboard"
+        print(f"TensorBoard: {logs}   (view: tensorboard --logdir {logs})")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

@@ -1,0 +1,145 @@
+"""Config composition, value validation and run-dir safety."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from cnnlab.errors import CnnlabError
+from cnnlab.paths import CONFIG_DIR, REPO_ROOT
+from cnnlab.train import run_config, train
+from cnnlab.validate import validate_config
+
+GROUPS = ["data", "model", "optim", "scheduler", "augment", "trainer", "logger", "callbacks"]
+OPTIONAL_GROUPS = ["experiment", "debug"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{g}={o}" for g in GROUPS for o in options(g)]
+    + [f"{g}={o}" for g in OPTIONAL_GROUPS for o in options(g)],
+)
+def test_every_group_option_composes_and_names_one_class(make_cfg, override):
+    cfg = make_cfg([override])
+    group, _ = override.split("=")
+    run_config(cfg)  # every interpolation of the run's config resolves
+    if group in ("data", "model", "optim", "augment", "trainer"):
+        assert "_target_" in cfg[group], f"{override} must map to a class via _target_"
+
+
+def test_required_options_exist():
+    expected = {
+        "data": {"cifar10", "fashion_mnist"},
+        "model": {"simple_cnn", "cifar10netv2"},
+        "optim": {"sgd", "adam", "adamw"},
+        "scheduler": {"none", "step", "cosine", "plateau", "onecycle"},
+        "augment": {"none", "flip_crop", "albumentations"},
+        "trainer": {"default", "cpu", "gpu", "mps"},
+        "logger": {"tensorboard", "csv"},
+        "debug": {"fast", "overfit"},
+        "experiment": {"quickstart"},
+    }
+    for group, names in expected.items():
+        assert names <= set(options(group)), group
+
+
+def test_canonical_call_composes(make_cfg):
+    cfg = make_cfg(["model=cifar10netv2", "optim=adamw"])
+    assert cfg.model._target_.endswith("CIFAR10Netv2")
+    assert cfg.optim._target_ == "torch.optim.AdamW"
+    assert cfg.scheduler.scheduler.T_max == cfg.trainer.max_epochs
+    assert cfg.trainer.accelerator == "auto"
+
+
+def test_plateau_scheduler_watches_val_acc_in_max_mode(make_cfg):
+    cfg = make_cfg(["scheduler=plateau"])
+    assert cfg.scheduler.monitor == "val/acc" and cfg.scheduler.scheduler.mode == "max"
+
+
+def test_data_dir_comes_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path / "somewhere"))
+    cfg = OmegaConf.load(CONFIG_DIR / "paths" / "default.yaml")
+    cfg = OmegaConf.create({"paths": cfg})
+    assert cfg.paths.data_dir == str(tmp_path / "somewhere")
+    monkeypatch.delenv("CNNLAB_DATA_DIR")
+    assert cfg.paths.data_dir == str(REPO_ROOT / "data")
+
+
+BAD_VALUES = [
+    ("optim.lr=0", "optim.lr"),
+    ("optim.lr=-0.1", "optim.lr"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("trainer.max_epochs=0", "trainer.max_epochs"),
+    ("module.label_smoothing=1.5", "module.label_smoothing"),
+    ("callbacks.stop_at=1.2", "callbacks.stop_at"),
+    ("optim.weight_decay=-1", "optim.weight_decay"),
+    ("data.val_size=0", "data.val_size"),
+    ("optim.lr=fast", "optim.lr"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), BAD_VALUES)
+def test_invalid_values_are_rejected_before_training(make_cfg, override, key):
+    cfg = make_cfg([override])
+    with pytest.raises(CnnlabError, match=key.replace(".", r"\.")):
+        validate_config(cfg)
+
+
+def test_val_size_as_large_as_the_training_set_is_rejected(make_cfg, tmp_path):
+    cfg = make_cfg(["data=fashion_mnist", "data.val_size=60000"])
+    with pytest.raises(CnnlabError, match=r"data\.val_size"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained, nothing written
+
+
+def test_val_size_leaving_no_training_images_on_small_data(make_cfg):
+    cfg = make_cfg(["data=fashion_mnist", "data.val_size=240", "debug=fast"])
+    with pytest.raises(CnnlabError, match="leaves no training images"):
+        train(cfg)
+
+
+def run_cli(
+    *args: str, cwd: Path = REPO_ROOT, env_data: Path | None = None
+) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ}
+    if env_data is not None:
+        env["CNNLAB_DATA_DIR"] = str(env_data)
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_cli_bad_value_is_one_line_and_exit_2(tmp_path, synthetic_data_dir):
+    result = run_cli(
+        "optim.lr=-1", f"hydra.run.dir={tmp_path / 'run'}", env_data=synthetic_data_dir
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == ["cnnlab: error: optim.lr must be > 0 (got -1); e.g. optim.lr=0.01"]
+
+
+def test_cli_refuses_to_reuse_a_run_dir_and_keeps_its_files(tmp_path, synthetic_data_dir):
+    run_dir = tmp_path / "old_run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("precious: true\n")
+    (run_dir / "metrics.json").write_text('{"test/acc": 0.9}\n')
+    result = run_cli("debug=fast", f"hydra.run.dir={run_dir}", env_data=synthetic_data_dir)
+    assert result.returncode == 2
+    assert "already holds a run" in result.stderr and str(run_dir) in result.stderr
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == "precious: true\n"
+    assert (run_dir / "metrics.json").read_text() == '{"test/acc": 0.9}\n'

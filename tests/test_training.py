@@ -1,0 +1,169 @@
+"""Training wiring (fast_dev_run), overfitting, determinism, logs and the real-data bar."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cnnlab.build import resolve_precision
+from cnnlab.paths import REPO_ROOT
+from cnnlab.train import build_run, train
+
+MODELS = ["simple_cnn", "cifar10netv2"]
+DATASETS = ["cifar10", "fashion_mnist"]
+AUGMENTS = ["none", "flip_crop", "albumentations"]
+QUIET = ["callbacks.rich_progress_bar=null"]
+
+
+@pytest.mark.parametrize("augment", AUGMENTS)
+@pytest.mark.parametrize("data", DATASETS)
+@pytest.mark.parametrize("model", MODELS)
+def test_fast_dev_run_every_model_dataset_augment(make_cfg, model, data, augment):
+    cfg = make_cfg([f"model={model}", f"data={data}", f"augment={augment}", "debug=fast", *QUIET])
+    metrics = train(cfg)
+    assert metrics["global_step"] == 1
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and metrics["test/loss"] > 0
+    assert set(metrics["per_class"]) == set(build_run(cfg)[0].classes)
+
+
+def test_overfit_one_batch_drives_training_loss_near_zero(make_cfg):
+    cfg = make_cfg(
+        [
+            "debug=overfit",
+            "model=simple_cnn",
+            "optim=adam",
+            "data=fashion_mnist",
+            "data.batch_size=64",
+            *QUIET,
+        ]
+    )
+    datamodule, module, trainer = build_run(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert float(trainer.callback_metrics["train/loss_epoch"]) < 0.05
+
+
+def test_same_seed_same_metrics_on_cpu(make_cfg, tmp_path):
+    overrides = ["data=fashion_mnist", "trainer.max_epochs=2", "trainer=cpu", *QUIET]
+    first = train(make_cfg(overrides, output_dir=tmp_path / "a"))
+    second = train(make_cfg(overrides, output_dir=tmp_path / "b"))
+    for key in ("test/acc", "test/loss", "test/f1", "best_val_acc"):
+        assert first[key] == second[key], key
+    third = train(make_cfg([*overrides, "seed=7"], output_dir=tmp_path / "c"))
+    assert third["test/loss"] != first["test/loss"]
+
+
+def test_stop_at_target_ends_training_early(make_cfg):
+    # The synthetic classes are learnable: val/acc climbs past 0.7 within a few epochs.
+    overrides = ["data=fashion_mnist", "trainer.max_epochs=6", "optim=adam", "optim.lr=0.003"]
+    overrides += ["data.batch_size=16", *QUIET]
+    full = train(make_cfg(overrides))
+    assert full["epochs"] == 6 and full["best_val_acc"] > 0.7
+    stopped = train(make_cfg([*overrides, "callbacks.stop_at=0.7"]))
+    assert stopped["epochs"] < 6 and stopped["best_val_acc"] > 0.7
+
+
+def test_metrics_json_checkpoints_and_tensorboard_events(make_cfg, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = make_cfg(["data=cifar10", "trainer.max_epochs=2", "scheduler=onecycle", *QUIET])
+    train(cfg)
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in (
+        "test/acc",
+        "test/precision",
+        "test/recall",
+        "test/f1",
+        "test/loss",
+        "best_val_acc",
+        "epochs",
+        "train_seconds",
+        "params",
+    ):
+        assert key in metrics, key
+    assert metrics["epochs"] == 2 and metrics["params"] > 0
+    assert set(
+        metrics["per_class"]["c0"]
+        if "c0" in metrics["per_class"]
+        else metrics["per_class"]["airplane"]
+    ) == {"precision", "recall", "f1"}
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    checkpoint = torch.load(
+        run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    assert checkpoint["cnnlab_config"]["model"]["_target_"] == cfg.model._target_
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {
+        "train/loss_epoch",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "test/acc",
+        "test/f1",
+        "lr-SGD",
+    } <= scalars
+    assert "test_per_class/f1/airplane" in scalars
+    assert len(events.Scalars("val/acc")) == 2
+
+
+def test_precision_fits_the_hardware(monkeypatch):
+    import cnnlab.build as build
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(build, "cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", "auto") == "32-true"
+    monkeypatch.setattr(build, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("cpu", "auto") == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", "auto") == "16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision("gpu", "auto") == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_precision("auto", "auto") == "32-true"
+    assert resolve_precision("auto", "16-mixed") == "16-mixed"  # explicit choice wins
+
+
+@pytest.mark.real_data
+def test_canonical_call_on_real_cifar10_prints_metrics_and_paths(real_data_dir, tmp_path):
+    run_dir = tmp_path / "canonical"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "model=cifar10netv2",
+            "optim=adamw",
+            "debug=fast",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CNNLAB_DATA_DIR": str(real_data_dir)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test/f1" in result.stdout and f"Run dir:     {run_dir}" in result.stdout
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_fashion_mnist_learns_to_85_percent_in_one_short_epoch(real_data_dir, tmp_path):
+    from tests.conftest import compose_config
+
+    cfg = compose_config(
+        ["experiment=quickstart", "trainer.max_epochs=1", *QUIET], tmp_path / "run", real_data_dir
+    )
+    metrics = train(cfg)
+    assert metrics["epochs"] == 1
+    assert metrics["test/acc"] >= 0.85, metrics
+    assert metrics["test/f1"] >= 0.84
