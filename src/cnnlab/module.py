@@ -55,8 +55,8 @@ class ClassificationModule(L.LightningModule):
         self.class_names = list(class_names)
         if len(self.class_names) < 2:
             raise CnnlabError(
-                "module=classification needs a dataset with at least 2 classes; a regression "
-                "target (data=diabetes, data.task=regression) trains with module=regression"
+                "module=classification needs class labels but the data has a regression "
+                "target; add module=regression (data.task=regression needs it too)"
             )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # The Hydra config of the run is attached by the train task and stored in every

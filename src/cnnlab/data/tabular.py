@@ -136,7 +136,7 @@ def column_kinds(
             if len(filled) and numbers / len(filled) >= NUMERIC_MAJORITY:
                 row, value = first_bad_value(column)  # type: ignore[misc]
                 raise CnnlabError(
-                    f"{origin}: column '{name}' is numeric but row {row} holds {value!r}; "
+                    f"{origin}: column '{name}' is numeric but data row {row} holds {value!r}; "
                     f"fix the value, or declare the column categorical: data.categorical=[{name}]"
                 )
             cats.append(name)
@@ -393,6 +393,12 @@ class TabularDataModule(L.LightningDataModule):
         return list(self._classes)
 
     @property
+    def split_indices(self) -> dict[str, np.ndarray]:
+        """Row numbers (0-based, in file order) of each split: which rows the test set holds."""
+        self._load()
+        return dict(self._rows)
+
+    @property
     def num_outputs(self) -> int:
         return len(self.classes) if self.task == "classification" else 1
 
@@ -410,6 +416,7 @@ class TabularDataModule(L.LightningDataModule):
         return kwargs
 
     def _transform(self, rows: np.ndarray) -> np.ndarray:
+        self._load()
         assert self._frame is not None and self._transformer is not None
         return np.asarray(self._transformer.transform(self._frame.iloc[rows]), dtype=np.float32)
 
