@@ -326,6 +326,7 @@ class TabularDataModule(L.LightningDataModule):
         self._categorical: list[str] = []
         self._transformer: ColumnTransformer | None = None
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._record: dict[str, Any] | None = None
 
     # -- loading, checking, splitting ----------------------------------------------------
     def _load(self) -> None:
@@ -494,12 +495,18 @@ class TabularDataModule(L.LightningDataModule):
         }
 
     def record(self) -> dict[str, Any]:
-        """`summary()` plus the fitted statistics: what `preprocessing.json` holds."""
-        assert self._transformer is not None
-        return {
-            **self.summary(),
-            "fitted": fitted_parameters(self._transformer, self._numeric, self._categorical),
-        }
+        """`summary()` plus the fitted statistics: what `preprocessing.json` holds.
+
+        Cached: every checkpoint (each epoch's last.ckpt) carries it.
+        """
+        if self._record is None:
+            self._load()
+            assert self._transformer is not None
+            self._record = {
+                **self.summary(),
+                "fitted": fitted_parameters(self._transformer, self._numeric, self._categorical),
+            }
+        return self._record
 
     # -- loaders ---------------------------------------------------------------------------
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
@@ -533,4 +540,4 @@ class TabularDataModule(L.LightningDataModule):
         """Apply the checkpoint's transform instead of refitting one (tensors are rebuilt)."""
         if "transformer" in state_dict:
             self._transformer = pickle.loads(state_dict["transformer"])
-            self._tensors = {}
+            self._tensors, self._record = {}, None
