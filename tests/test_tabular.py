@@ -236,11 +236,16 @@ def test_bad_csv_through_train_py_exits_with_one_line(tmp_path):
 def test_data_option_picks_the_module_and_monitor(tmp_path):
     cfg = compose_config(["data=diabetes"], tmp_path)
     assert cfg.module._target_.endswith("RegressionModule")
+    assert cfg.model._target_.endswith("MLP") and cfg.augment._target_.endswith("NoAugment")
     assert cfg.callbacks.model_checkpoint.monitor == "val/r2" == cfg.scheduler.monitor
     assert cfg.callbacks.early_stopping.mode == "max"
     cfg = compose_config(["data=breast_cancer"], tmp_path)
     assert cfg.module._target_.endswith("ClassificationModule")
     assert cfg.callbacks.model_checkpoint.monitor == "val/acc"
+    # The command line still wins over what the data option picks.
+    cfg = compose_config(["data=diabetes", "module=classification", "model=resnet"], tmp_path)
+    assert cfg.module._target_.endswith("ClassificationModule")
+    assert cfg.model._target_.endswith("ResNet")
 
 
 @pytest.mark.parametrize(

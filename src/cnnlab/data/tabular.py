@@ -165,15 +165,22 @@ def encode_target(table: Table, task: str, target: str) -> tuple[np.ndarray, lis
     if len(values) < 2:
         raise CnnlabError(
             f"{table.origin}: column '{target}' (the target) has a single class "
-            f"{values[0]!r}; classification needs at least 2"
+            f"'{values[0]}'; classification needs at least 2"
         )
     counts = np.bincount(codes)
     if counts.min() < MIN_ROWS_PER_CLASS:
         rare = values[int(counts.argmin())]
+        # Many distinct numbers: most likely a quantity meant for regression.
+        numeric_target = pd.api.types.is_numeric_dtype(column) and len(values) > len(column) / 4
         raise CnnlabError(
-            f"{table.origin}: column '{target}' (the target): class {rare!r} has only "
+            f"{table.origin}: column '{target}' (the target): class '{rare}' has only "
             f"{int(counts.min())} row(s); the stratified train/val/test split needs at least "
-            f"{MIN_ROWS_PER_CLASS} per class: add rows, or drop or merge that class"
+            f"{MIN_ROWS_PER_CLASS} per class: "
+            + (
+                "to predict it as a number use data.task=regression module=regression"
+                if numeric_target
+                else "add rows, or drop or merge that class"
+            )
         )
     names = table.class_names or [str(v) for v in values]
     return codes.astype(np.int64), names
