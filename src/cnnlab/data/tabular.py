@@ -324,6 +324,7 @@ class TabularDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.name = self.path.stem if self.path else dataset
+        self.origin = str(self.path) if self.path else f"scikit-learn {dataset}"  # for messages
 
         self._frame: pd.DataFrame | None = None  # raw features, all rows
         self._y: np.ndarray | None = None
@@ -373,7 +374,6 @@ class TabularDataModule(L.LightningDataModule):
             features[name] = column.astype(object).where(column.isna(), column.astype(str))
         self._frame, self._y, self._rows, self._classes = features, y, rows, classes
         self._numeric, self._categorical = numeric, categorical
-        self.origin = table.origin
         if self._transformer is None:
             self._transformer = make_transformer(numeric, categorical).fit(
                 features.iloc[rows["train"]]
