@@ -17,11 +17,14 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassAUROC,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
 )
+
+from cnnlab.errors import CnnlabError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -50,6 +53,11 @@ class ClassificationModule(L.LightningModule):
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_frequency = scheduler_frequency
         self.class_names = list(class_names)
+        if len(self.class_names) < 2:
+            raise CnnlabError(
+                "module=classification needs class labels but the data has a regression "
+                "target; add module=regression (data.task=regression needs it too)"
+            )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # The Hydra config of the run is attached by the train task and stored in every
         # checkpoint (see on_save_checkpoint) so a checkpoint is self-describing.
@@ -58,15 +66,15 @@ class ClassificationModule(L.LightningModule):
         n = len(self.class_names)
         self.train_acc = MulticlassAccuracy(num_classes=n, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=n, average="micro")
-        self.test_metrics = MetricCollection(
-            {
-                "acc": MulticlassAccuracy(num_classes=n, average="micro"),
-                "precision": MulticlassPrecision(num_classes=n, average="macro"),
-                "recall": MulticlassRecall(num_classes=n, average="macro"),
-                "f1": MulticlassF1Score(num_classes=n, average="macro"),
-            },
-            prefix="test/",
-        )
+        test_metrics = {
+            "acc": MulticlassAccuracy(num_classes=n, average="micro"),
+            "precision": MulticlassPrecision(num_classes=n, average="macro"),
+            "recall": MulticlassRecall(num_classes=n, average="macro"),
+            "f1": MulticlassF1Score(num_classes=n, average="macro"),
+        }
+        if n == 2:  # binary targets (tabular case study): ranking quality, threshold-free
+            test_metrics["auroc"] = MulticlassAUROC(num_classes=2)
+        self.test_metrics = MetricCollection(test_metrics, prefix="test/")
         self.test_per_class = MetricCollection(
             {
                 "precision": MulticlassPrecision(num_classes=n, average=None),
@@ -106,7 +114,8 @@ class ClassificationModule(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, logits, labels = self._step(batch)
-        self.test_metrics.update(logits, labels)
+        # Probabilities, not logits: AUROC ranks by them (argmax metrics are unchanged).
+        self.test_metrics.update(logits.softmax(dim=-1), labels)
         self.test_per_class.update(logits, labels)
         self.test_confusion.update(logits, labels)
         self.log("test/loss", loss, on_epoch=True)

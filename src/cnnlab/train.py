@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import hydra
 import lightning as L
@@ -61,6 +61,18 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule
     return datamodule, module, trainer
 
 
+@runtime_checkable
+class ReportsMetrics(Protocol):
+    """A callback that adds entries to metrics.json (beyond the logged test metrics)."""
+
+    def report(self) -> dict[str, Any]: ...
+
+
+def best_key(monitor: str) -> str:
+    """Key of the best monitored value: val/acc -> best_val_acc, val/r2 -> best_val_r2."""
+    return "best_" + monitor.replace("/", "_")
+
+
 def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
     for callback in trainer.callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.monitor:
@@ -81,18 +93,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     best = checkpoint_callback(trainer)
     best_path = best.best_model_path if best is not None and best.best_model_path else None
+    monitor = best.monitor if best is not None else "val/acc"
     metrics: dict[str, Any] = {}
     if cfg.get("test", True):
         results = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
         metrics.update(
             {k: float(v) for k, v in results[0].items() if not k.startswith("test_per_class/")}
         )
-        metrics["per_class"] = module.per_class_results
+        if hasattr(module, "per_class_results"):  # classification only
+            metrics["per_class"] = module.per_class_results
+        for callback in trainer.callbacks:  # non-numeric entries, e.g. the baseline's name
+            if isinstance(callback, ReportsMetrics):
+                metrics.update(callback.report())
     best_score = best.best_model_score if best is not None else None
-    logged_val = trainer.callback_metrics.get("val/acc")
+    logged_val = trainer.callback_metrics.get(monitor)
     metrics.update(
         {
-            "best_val_acc": float(best_score)
+            "monitor": monitor,
+            best_key(monitor): float(best_score)
             if best_score is not None
             else (float(logged_val) if logged_val is not None else None),
             "epochs": int(trainer.current_epoch),
@@ -115,16 +133,22 @@ def print_summary(metrics: dict[str, Any], cfg: DictConfig) -> None:
     table = Table(title="Test metrics (official test set)")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    baseline = [k for k in metrics if k.startswith("baseline/")]
     for key in (
         "test/acc",
         "test/precision",
         "test/recall",
         "test/f1",
+        "test/auroc",
+        "test/mae",
+        "test/rmse",
+        "test/r2",
         "test/loss",
-        "best_val_acc",
+        best_key(metrics.get("monitor", "val/acc")),
         "epochs",
         "train_seconds",
         "params",
+        *baseline,
     ):
         value = metrics.get(key)
         if value is not None:
@@ -143,10 +167,11 @@ def print_summary(metrics: dict[str, Any], cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @exits_cleanly
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns best val/acc so sweepers can optimise it."""
+    """Hydra entry point; returns the best monitored score (val/acc, val/r2: higher is better)
+    so sweepers can optimise it."""
     try:
         metrics = train(cfg)
     except FileNotFoundError as err:  # a path in the config that does not exist
         raise CnnlabError(f"{err.filename}: not found ({err.strerror})") from None
     print_summary(metrics, cfg)
-    return metrics.get("best_val_acc")
+    return metrics.get(best_key(metrics["monitor"]))
