@@ -139,8 +139,10 @@ def make_cfg(tmp_path: Path, synthetic_data_dir: Path) -> ConfigFactory:
         overrides: list[str] | None = None,
         data_dir: Path | None = None,
         output_dir: Path | None = None,
+        small_val: bool = True,
     ) -> DictConfig:
-        base = [] if data_dir is not None else ["data.val_size=20"]
+        # The synthetic image sets are tiny: their validation split must be too.
+        base = ["data.val_size=20"] if small_val and data_dir is None else []
         return compose_config(
             base + list(overrides or []),
             output_dir or tmp_path / "run",

@@ -14,7 +14,17 @@ from cnnlab.paths import CONFIG_DIR, REPO_ROOT
 from cnnlab.train import run_config, train
 from cnnlab.validate import validate_config
 
-GROUPS = ["data", "model", "optim", "scheduler", "augment", "trainer", "logger", "callbacks"]
+GROUPS = [
+    "data",
+    "model",
+    "module",
+    "optim",
+    "scheduler",
+    "augment",
+    "trainer",
+    "logger",
+    "callbacks",
+]
 OPTIONAL_GROUPS = ["experiment", "debug"]
 
 
@@ -28,7 +38,7 @@ def options(group: str) -> list[str]:
     + [f"{g}={o}" for g in OPTIONAL_GROUPS for o in options(g)],
 )
 def test_every_group_option_composes_and_names_one_class(make_cfg, override):
-    cfg = make_cfg([override])
+    cfg = make_cfg([override], small_val=False)
     group, _ = override.split("=")
     run_config(cfg)  # every interpolation of the run's config resolves
     if group in ("data", "model", "optim", "augment", "trainer"):
