@@ -69,7 +69,6 @@ def pick_samples(split: Split, classes: int, per_class: int, seed: int) -> list[
 def describe(data_cfg: DictConfig, per_class: int = 10, seed: int = 0) -> tuple[str, Any, dict]:
     """(Markdown, samples figure, facts) for the dataset of a `data` config node."""
     dm = build(data_cfg, "data")
-    dm.prepare_data()
     dm.setup(None)
     train, val, test = dm.train_split, dm.val_split, dm.test_split
     classes = list(dm.classes)
@@ -152,8 +151,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = command.cfg
     if cfg.samples_per_class < 1:
         raise CnnlabError(f"samples_per_class must be >= 1 (got {cfg.samples_per_class})")
-    markdown, fig, facts = describe(cfg.data, cfg.samples_per_class, cfg.seed)
-    out = output_dir(cfg.out_dir, Path(cfg.paths.log_dir) / "describe" / facts["name"])
+    datamodule = build(cfg.data, "data")
+    datamodule.prepare_data()  # a missing dataset fails here, before anything is written
+    out = output_dir(cfg.out_dir, Path(cfg.paths.log_dir) / "describe" / datamodule.name)
+    markdown, fig, _ = describe(cfg.data, cfg.samples_per_class, cfg.seed)
     figures.save(fig, out / SAMPLES_FILE)
     (out / MARKDOWN_FILE).write_text(markdown)
     print(markdown)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 DPI = 100
 # One colour per run in comparisons (matplotlib's tab10, cycled).
@@ -31,7 +32,9 @@ TRAIN_COLOR, VAL_COLOR, TARGET_COLOR = "#1f77b4", "#ff7f0e", "#2ca02c"
 
 
 def new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    """A figure of `width` x `height` inches, rounded to whole pixels at `DPI`."""
+    size = (round(width * DPI) / DPI, round(height * DPI) / DPI)
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -90,6 +93,7 @@ def training_curves(
                 ax.plot(*zip(*points, strict=True), marker=marker, color=color, label=label)
         ax.set_title(label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if target is not None:
         acc_ax.axhline(target, color=TARGET_COLOR, linestyle="--", label=f"target {target:g}")
@@ -243,6 +247,7 @@ def overlaid_curves(
     if not series:
         ax.text(0.5, 0.5, "no logged curves found", ha="center", va="center")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -287,7 +292,7 @@ def sweep_panels(
 ) -> Figure:
     """One panel per swept hyperparameter: the metric against its values.
 
-    Numeric values are placed on a number line (log scale when they span more than 20x,
+    Numeric values are placed on a number line (log scale when they span 10x or more,
     as learning rates and weight decays do); anything else is categorical.
     """
     names = list(points)
@@ -305,8 +310,11 @@ def sweep_panels(
             xs = [float(v) for v, _ in pairs]
             ax.plot(xs, [y for _, y in pairs], marker="o", linestyle=":", color=PALETTE[0])
             positive = [x for x in xs if x > 0]
-            if len(positive) == len(xs) and max(xs) / min(xs) > 20:
+            if len(positive) == len(xs) and max(xs) / min(xs) >= 10:
                 ax.set_xscale("log")
+                # Ticks at the values tried, as typed: log axes' own ticks crowd and overlap.
+                ax.set_xticks(sorted(set(xs)), labels=[f"{x:g}" for x in sorted(set(xs))])
+                ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             labels = sorted({str(v) for v, _ in pairs})
             where = {label: i for i, label in enumerate(labels)}
@@ -317,6 +325,7 @@ def sweep_panels(
             ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_xlabel(name)
         ax.set_ylabel(ylabel)
+        ax.set_title(f"{ylabel} against {name}", fontsize=10)
         ax.grid(alpha=0.3)
     return fig
 

@@ -19,6 +19,9 @@ def cell(value: Any, digits: int = 4) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
     """A GitHub-flavoured Markdown table; columns listed in `right` are right-aligned."""
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError(f"table row has {len(row)} cells for {len(headers)} columns: {row}")
     lines = [
         "| " + " | ".join(cell(h) for h in headers) + " |",
         "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|",

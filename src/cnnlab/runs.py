@@ -237,7 +237,7 @@ def load_weights(
             details.append(f"{len(wrong_shape)} of another shape (e.g. {wrong_shape[0]})")
         raise CnnlabError(
             f"{ckpt_path} does not match model {name}: {'; '.join(details)}; "
-            "use the model the checkpoint was trained with (drop model=... overrides)"
+            "use the model and data it was trained with (drop model=/data= overrides)"
         )
     model.load_state_dict(state, strict=True)
 
