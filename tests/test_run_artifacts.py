@@ -30,6 +30,7 @@ def test_training_curves_figure_plots_the_history_and_the_target():
     lr = [(0.0, 0.1), (1.0, 0.05), (2.0, 0.0)]
     fig = figures.training_curves(epochs, lr, target=0.85)
     loss_ax, acc_ax, lr_ax = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["Loss", "Accuracy", "Learning rate"]
     assert figures.figure_pixels(fig) == (1500, 420)
     val_acc = next(line for line in acc_ax.lines if line.get_label().startswith("val"))
     assert list(val_acc.get_ydata()) == [0.70, 0.78]

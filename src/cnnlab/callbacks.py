@@ -69,6 +69,11 @@ class TrainingCurves(Callback):
                     break
 
     def _sample_lr(self, trainer: L.Trainer, force: bool = False) -> None:
+        """Append (epochs done, lr in effect from now on) when the lr has changed.
+
+        Sampled after Lightning has stepped the scheduler (per step, and per epoch before
+        `on_train_epoch_end`), so each sample holds until the next one.
+        """
         if not trainer.optimizers:
             return
         lr = float(trainer.optimizers[0].param_groups[0]["lr"])
@@ -87,6 +92,9 @@ class TrainingCurves(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer, "train/")
         self._sample_lr(trainer, force=True)  # a constant lr still draws a line to the end
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._sample_lr(trainer, force=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:

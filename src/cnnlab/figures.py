@@ -78,7 +78,7 @@ def training_curves(
     loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     x = [row["epoch"] for row in epochs]
     marker = "o" if len(x) <= 30 else None  # a one-epoch run is still visible
-    for ax, metric, label in ((loss_ax, "loss", "Loss"), (acc_ax, "acc", "Accuracy")):
+    for ax, metric, panel in ((loss_ax, "loss", "Loss"), (acc_ax, "acc", "Accuracy")):
         for stage, color in (("train", TRAIN_COLOR), ("val", VAL_COLOR)):
             points = [
                 (e, row[f"{stage}/{metric}"])
@@ -91,7 +91,7 @@ def training_curves(
                     best_epoch, best = max(points, key=lambda p: p[1])
                     label = f"val (best {best:.4f}, epoch {best_epoch})"
                 ax.plot(*zip(*points, strict=True), marker=marker, color=color, label=label)
-        ax.set_title(label)
+        ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -102,8 +102,9 @@ def training_curves(
             ax.legend(loc="best", fontsize=9)
     if lr:
         steps, rates = zip(*lr, strict=True)
+        # Each sample is the lr in effect from that point on: drawn as steps, not slopes.
         # Linear axis: warm-up/anneal shapes read best, and a step decay still shows its steps.
-        lr_ax.plot(steps, rates, color="#9467bd")
+        lr_ax.plot(steps, rates, color="#9467bd", drawstyle="steps-post")
         lr_ax.set_ylim(bottom=0)
         lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     else:
