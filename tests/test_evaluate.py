@@ -12,6 +12,10 @@ from PIL import Image
 from cnnlab.evaluate import evaluate, main, most_confident_mistakes
 from cnnlab.runs import load_run
 
+# Same hardware, same numbers: on CPU (fp32) evaluation repeats training's test pass exactly;
+# on a GPU both run in bf16/cuDNN, where summation order may move the last digits.
+TOLERANCE = 5e-3 if torch.cuda.is_available() else 1e-6
+
 
 def error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
@@ -31,9 +35,9 @@ def evaluated(tiny_run, tmp_path_factory):
 def test_evaluate_reproduces_training_test_metrics(evaluated):
     training, result, out = evaluated
     for key in ("test/acc", "test/precision", "test/recall", "test/f1", "test/loss"):
-        assert result[key] == pytest.approx(training[key], abs=1e-6), key
+        assert result[key] == pytest.approx(training[key], abs=TOLERANCE), key
     for name, values in training["per_class"].items():
-        assert result["per_class"][name] == pytest.approx(values, abs=1e-6), name
+        assert result["per_class"][name] == pytest.approx(values, abs=TOLERANCE), name
     assert json.loads((out / "metrics.json").read_text())["test/acc"] == result["test/acc"]
     assert result["num_samples"] == 10_000
 
@@ -45,7 +49,7 @@ def test_evaluate_matches_a_direct_pass_over_the_test_set(evaluated):
     split = loaded.datamodule.test_split
     predicted = loaded.logits(split.images).argmax(dim=1)
     assert float((predicted == split.labels).float().mean()) == pytest.approx(
-        result["test/acc"], abs=1e-6
+        result["test/acc"], abs=TOLERANCE
     )
 
 
