@@ -167,7 +167,12 @@ class ClassificationReport(Callback):
         )
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure(
-                    "test/confusion_matrix", fig, global_step=trainer.global_step, close=False
+                # The Agg canvas's pixels, not add_figure: that imports pyplot, whose
+                # backend choice (a GUI one on a desktop) has no place in a training process.
+                logger.experiment.add_image(
+                    "test/confusion_matrix",
+                    figures.rgb_pixels(fig),
+                    global_step=trainer.global_step,
+                    dataformats="HWC",
                 )
                 logger.experiment.flush()

@@ -30,6 +30,21 @@ from cnnlab.errors import CnnlabError
 from cnnlab.paths import CONFIG_DIR
 
 
+def one_line(err: Exception) -> str:
+    """Hydra's first line, plus the options it lists for a group that has no such option."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    if any(line.startswith("Available options") for line in lines):
+        start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
+        options = []
+        for line in lines[start + 1 :]:
+            if line.startswith("Config search path"):
+                break
+            options.append(line)
+        text += f"; available: {', '.join(options)}"
+    return text
+
+
 def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     """`conf/<config_name>.yaml` composed with `overrides`, leaving Hydra's global state as
     it was (a verb may run inside tests or another Hydra app)."""
@@ -39,7 +54,7 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose(config_name=config_name, overrides=list(overrides))
     except HydraException as err:
-        raise CnnlabError(f"{' '.join(overrides) or config_name}: {err}".splitlines()[0]) from None
+        raise CnnlabError(f"{' '.join(overrides) or config_name}: {one_line(err)}") from None
     finally:
         restore_gh_from_backup(backup)
 

@@ -53,6 +53,12 @@ def png_bytes(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def rgb_pixels(fig: Figure) -> np.ndarray:
+    """The rendered figure as an H x W x 3 uint8 array (for TensorBoard's add_image)."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
 def figure_pixels(fig: Figure) -> tuple[int, int]:
     """(width, height) in pixels that `save` will write."""
     width, height = fig.get_size_inches()
