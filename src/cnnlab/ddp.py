@@ -6,7 +6,7 @@
 - Under SLURM or torchrun the processes are created outside Lightning (one task per GPU);
   nothing is re-run.
 - Inside a *local* Hydra multirun that re-run would start the whole sweep again in every
-  process, so it is refused with one line; `ddp_spawn` or the SLURM launcher work there.
+  process, so it is refused with one line; sweep DDP jobs with the SLURM launcher.
 
 Metrics are exact under DDP: the datamodule shards evaluation sets without padding
 (`cnnlab.data.sampling`) and the module logs torchmetrics objects (synced sums), so a
@@ -29,5 +29,5 @@ def refuse_script_relaunch_in_multirun(trainer: L.Trainer) -> None:
     if multirun and isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
         raise CnnlabError(
             "trainer=ddp inside a local multirun would start the whole sweep in every process; "
-            "use trainer.strategy=ddp_spawn, or the SLURM launcher (launcher=slurm)"
+            "run DDP jobs as single runs, or sweep them with launcher=slurm (one task per GPU)"
         )

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.augment import Augment, NoAugment
-from cnnlab.data.sampling import EpochSampler
+from cnnlab.data.sampling import EpochSampler, expect_exact_mid_epoch_resume
 from cnnlab.errors import CnnlabError
 
 
@@ -254,6 +254,7 @@ class ImageDataModule(L.LightningDataModule):
         if "train_position" in state_dict and fitting:
             epoch, samples_done = state_dict["train_position"]
             self._resume_position = (int(epoch), int(samples_done))
+            expect_exact_mid_epoch_resume()
 
     def _train_position(self) -> tuple[int, int]:
         """(epoch, samples of this rank's shard done) of the next training batch (loop counters).

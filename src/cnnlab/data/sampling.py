@@ -20,6 +20,7 @@ own DistributedSampler into loaders whose sampler is not one):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sized
 
 import numpy as np
@@ -80,3 +81,14 @@ class EpochSampler(DistributedSampler):
     def __len__(self) -> int:
         # The full shard: Lightning counts the batches already done itself when it resumes.
         return self.num_samples
+
+
+def expect_exact_mid_epoch_resume() -> None:
+    """Silence Lightning's "dataloader is not resumable" warning for our loaders.
+
+    Lightning only recognises loaders with their own `state_dict`; ours resume through the
+    datamodule's saved position and `EpochSampler.resume_at`, which is exact.
+    """
+    warnings.filterwarnings(
+        "ignore", message="You're resuming from a checkpoint that ended before the epoch ended"
+    )
