@@ -9,7 +9,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from cnnlab.errors import fail
+from cnnlab.errors import CnnlabError, fail
+from cnnlab.resume import resume_mode
+
+
+def _resuming(config: DictConfig) -> bool:
+    """resume=auto given (checked here, before Hydra writes its .hydra/ into the dir)."""
+    try:
+        return resume_mode(config) is not None
+    except CnnlabError as err:
+        fail(str(err))
+        raise  # unreachable: fail() exits
 
 
 class RefuseExistingRunDir(Callback):
@@ -21,7 +31,7 @@ class RefuseExistingRunDir(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
-        if config.get("resume") or not run_dir.is_dir() or not any(run_dir.iterdir()):
+        if _resuming(config) or not run_dir.is_dir() or not any(run_dir.iterdir()):
             return
         if os.environ.get("LOCAL_RANK", "0") != "0":
             return  # a DDP process that Lightning started in rank 0's run dir
@@ -33,12 +43,12 @@ class RefuseExistingRunDir(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         optuna = "optuna" in str(config.hydra.sweeper.get("_target_", ""))
-        if optuna and config.get("resume"):
+        if optuna and _resuming(config):
             fail(
                 "resume=auto does not apply to an Optuna search: re-running the same command "
                 "continues the study (hydra.sweeper.storage / study_name)"
             )
-        if config.get("resume") or not sweep_dir.is_dir() or not any(sweep_dir.iterdir()):
+        if _resuming(config) or not sweep_dir.is_dir() or not any(sweep_dir.iterdir()):
             return
         fail(
             f"sweep dir {sweep_dir} already holds a sweep; pick a new hydra.sweep.dir, or add "
