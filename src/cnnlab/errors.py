@@ -26,14 +26,30 @@ def fail(message: str) -> None:
     raise SystemExit(EXIT_USAGE)
 
 
+def in_multirun() -> bool:
+    """True inside one job of a Hydra multirun (sweep, Optuna search)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def exits_cleanly(func: F) -> F:
-    """Turn a CnnlabError escaping an entry point into `fail(...)` (one line, exit 2)."""
+    """Turn a CnnlabError escaping an entry point into `fail(...)` (one line, exit 2).
+
+    Inside a multirun the line is printed and the error re-raised instead: SystemExit would
+    end the whole sweep, while an exception lets Hydra record this job as failed (summary,
+    Optuna) and run the others; the sweep then exits non-zero.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except CnnlabError as err:
+            if in_multirun():
+                print(f"cnnlab: error: {err}", file=sys.stderr, flush=True)
+                raise
             fail(str(err))
 
     return wrapper  # type: ignore[return-value]

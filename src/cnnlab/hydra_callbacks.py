@@ -1,14 +1,25 @@
-"""Hydra callbacks: guards that must run before Hydra writes into the run dir."""
+"""Hydra callbacks: guards that must run before Hydra writes into the run or sweep dir."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from cnnlab.errors import fail
+from cnnlab.errors import CnnlabError, fail
+from cnnlab.resume import resume_mode
+
+
+def _resuming(config: DictConfig) -> bool:
+    """resume=auto given (checked here, before Hydra writes its .hydra/ into the dir)."""
+    try:
+        return resume_mode(config) is not None
+    except CnnlabError as err:
+        fail(str(err))
+        raise  # unreachable: fail() exits
 
 
 class RefuseExistingRunDir(Callback):
@@ -20,9 +31,26 @@ class RefuseExistingRunDir(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
-        if config.get("resume") or not run_dir.is_dir() or not any(run_dir.iterdir()):
+        if _resuming(config) or not run_dir.is_dir() or not any(run_dir.iterdir()):
             return
+        if os.environ.get("LOCAL_RANK", "0") != "0":
+            return  # a DDP process that Lightning started in rank 0's run dir
         fail(
             f"run dir {run_dir} already holds a run; pick a new hydra.run.dir "
-            "(or leave it unset for a fresh timestamped one)"
+            "(or leave it unset for a fresh timestamped one), or add resume=auto to continue it"
+        )
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        optuna = "optuna" in str(config.hydra.sweeper.get("_target_", ""))
+        if optuna and _resuming(config):
+            fail(
+                "resume=auto does not apply to an Optuna search: re-running the same command "
+                "continues the study (hydra.sweeper.storage / study_name)"
+            )
+        if _resuming(config) or not sweep_dir.is_dir() or not any(sweep_dir.iterdir()):
+            return
+        fail(
+            f"sweep dir {sweep_dir} already holds a sweep; pick a new hydra.sweep.dir, or add "
+            "resume=auto to finish it (finished jobs are kept, killed ones continue)"
         )

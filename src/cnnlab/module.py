@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -66,6 +66,10 @@ class ClassificationModule(L.LightningModule):
         n = len(self.class_names)
         self.train_acc = MulticlassAccuracy(num_classes=n, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=n, average="micro")
+        # Losses as sample-weighted torchmetrics means: synced sums under DDP, so the epoch
+        # loss is exact whatever the per-rank batch sizes (Lightning's sync_dist averages means).
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
         test_metrics = {
             "acc": MulticlassAccuracy(num_classes=n, average="micro"),
             "precision": MulticlassPrecision(num_classes=n, average="macro"),
@@ -109,7 +113,8 @@ class ClassificationModule(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, logits, labels = self._step(batch)
         self.val_acc(logits, labels)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True)
+        self.val_loss.update(loss, weight=labels.numel())
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -118,10 +123,12 @@ class ClassificationModule(L.LightningModule):
         self.test_metrics.update(logits.softmax(dim=-1), labels)
         self.test_per_class.update(logits, labels)
         self.test_confusion.update(logits, labels)
-        self.log("test/loss", loss, on_epoch=True)
+        self.test_loss.update(loss, weight=labels.numel())
+        self.log("test/loss", self.test_loss, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
+        # compute() already syncs across DDP ranks; sync_dist just averages identical values.
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
         per_class = {
             name: values.tolist() for name, values in self.test_per_class.compute().items()
@@ -138,7 +145,8 @@ class ClassificationModule(L.LightningModule):
                 f"test_per_class/{metric}/{cls}": values[metric]
                 for cls, values in self.per_class_results.items()
                 for metric in values
-            }
+            },
+            sync_dist=True,
         )
 
     def configure_optimizers(self) -> Any:

@@ -14,13 +14,18 @@ from typing import Any, Protocol, runtime_checkable
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from cnnlab.build import build, build_list, resolve_precision
+from cnnlab.checkpointing import exit_after_interrupt
+from cnnlab.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.paths import CONFIG_DIR
+from cnnlab.resume import finished_metrics, start_checkpoint
 from cnnlab.validate import validate_config
 
 METRICS_FILE = "metrics.json"
@@ -81,14 +86,23 @@ def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, test the best checkpoint on the official test set, write `metrics.json`."""
+    """Fit (or resume), test the best checkpoint on the official test set, write `metrics.json`."""
     validate_config(cfg)
+    current = run_config(cfg)
+    finished = finished_metrics(cfg, current)
+    if finished is not None:  # resume=auto on a finished run: nothing left to do
+        return finished
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build_run(cfg)
+    refuse_script_relaunch_in_multirun(trainer)
     output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = start_checkpoint(cfg, module, current)
 
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        exit_after_interrupt(trainer, output_dir)
     train_seconds = time.perf_counter() - started
 
     best = checkpoint_callback(trainer)
@@ -173,5 +187,6 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except FileNotFoundError as err:  # a path in the config that does not exist
         raise CnnlabError(f"{err.filename}: not found ({err.strerror})") from None
-    print_summary(metrics, cfg)
+    if rank_zero_only.rank == 0:
+        print_summary(metrics, cfg)
     return metrics.get(best_key(metrics["monitor"]))

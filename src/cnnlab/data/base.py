@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.augment import Augment, NoAugment
+from cnnlab.data.sampling import EpochSampler, expect_exact_mid_epoch_resume
 from cnnlab.errors import CnnlabError
 
 
@@ -139,7 +140,10 @@ class ImageDataModule(L.LightningDataModule):
         mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self._scale = 1.0 / (255.0 * std_t)
         self._shift = -mean_t / std_t
+        self.seed = seed
         self._augment_generator = torch.Generator().manual_seed(seed)
+        # Where a restored run continues: (epoch, samples of this rank's shard already trained).
+        self._resume_position: tuple[int, int] | None = None
         self.train_split: Split | None = None
         self.val_split: Split | None = None
         self.test_split: Split | None = None
@@ -176,9 +180,30 @@ class ImageDataModule(L.LightningDataModule):
             self.test_split = self.load_split(train=False)
 
     # -- loaders ---------------------------------------------------------------------------
+    def _sampler(self, split: Split, train: bool) -> EpochSampler:
+        """This rank's shard; the training order is a pure function of (seed, epoch)."""
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochSampler(split, seed=self.seed, shuffle=train, rank=rank, world_size=world)
+        if train and self._resume_position is not None:
+            sampler.resume_at(*self._resume_position)
+            self._resume_position = None
+        return sampler
+
+    def _loader_kwargs(self, split: Split, train: bool) -> dict[str, Any]:
+        # An own generator per loader: creating an iterator then draws its base seed from it,
+        # not from torch's global RNG (which dropout uses), so a resumed run stays in step.
+        return {
+            "sampler": self._sampler(split, train),
+            "generator": torch.Generator().manual_seed(self.seed),
+        }
+
     def _index_loader(self, split: Split, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(
-            IndexBatchDataset(split), batch_size=batch_size, shuffle=shuffle, collate_fn=keep_batch
+            IndexBatchDataset(split),
+            batch_size=batch_size,
+            collate_fn=keep_batch,
+            **self._loader_kwargs(split, train=shuffle),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -188,10 +213,10 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(
             SampleTransformDataset(self.train_split, self.augment),
             batch_size=self.batch_size,
-            shuffle=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             worker_init_fn=seed_sample_transform,
+            **self._loader_kwargs(self.train_split, train=True),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -216,9 +241,30 @@ class ImageDataModule(L.LightningDataModule):
         return self.normalize(images), labels
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints so a resumed run continues the same augmentation stream."""
-        return {"augment_generator": self._augment_generator.get_state()}
+        """Saved in checkpoints: a resumed run continues the same augmentation stream and order."""
+        state: dict[str, Any] = {"augment_generator": self._augment_generator.get_state()}
+        if self.trainer is not None and self.trainer.state.fn == "fit":
+            state["train_position"] = self._train_position()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "augment_generator" in state_dict:
             self._augment_generator.set_state(state_dict["augment_generator"])
+        fitting = self.trainer is not None and self.trainer.state.fn == "fit"
+        if "train_position" in state_dict and fitting:
+            epoch, samples_done = state_dict["train_position"]
+            self._resume_position = (int(epoch), int(samples_done))
+            expect_exact_mid_epoch_resume()
+
+    def _train_position(self) -> tuple[int, int]:
+        """(epoch, samples of this rank's shard done) of the next training batch (loop counters).
+
+        A checkpoint may be written mid-epoch (every N steps, SIGTERM) or once an epoch's batches
+        are all done (validation end, epoch end); the latter continues at the next epoch's start.
+        """
+        loop = self.trainer.fit_loop
+        epochs, batches = loop.epoch_progress.current, loop.epoch_loop.batch_progress.current
+        in_epoch = epochs.processed < epochs.started
+        if in_epoch and batches.processed < self.trainer.num_training_batches:
+            return epochs.processed, batches.processed * self.batch_size
+        return epochs.processed + int(in_epoch), 0

@@ -1,0 +1,297 @@
+"""Kill-safe checkpoints: an always-current last.ckpt, atomic writes, one-line errors, RNG state.
+
+What a resumed run needs beyond Lightning's own checkpoint (model, optimizer, scheduler, loop
+counters, callbacks): the data order and augmentation stream (the datamodule's state_dict,
+see `cnnlab.data.sampling`) and the global RNG that dropout draws from (`GlobalRngState`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import random
+import signal
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from cnnlab.errors import CnnlabError
+
+LAST = "last.ckpt"
+
+
+def _is_local(path: str | os.PathLike) -> bool:
+    return "://" not in str(path) or str(path).startswith("file://")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Atomic checkpoint files: write a temp file beside the target, fsync, then `os.replace`.
+
+    A kill at any moment leaves either the previous complete file or the new complete file
+    under the final name, never a truncated `last.ckpt`. (Lightning's own save stages the
+    bytes in the system temp dir and `shutil.move`s them, which degrades to a non-atomic copy
+    when /tmp is another filesystem, and never fsyncs.) Remote (fsspec) paths keep
+    Lightning's behaviour.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or not _is_local(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(str(path).removeprefix("file://"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(target.parent)
+
+    def load_checkpoint(
+        self,
+        path: Any,
+        map_location: Callable | None = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        return read_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+
+def read_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool | None = None
+) -> dict[str, Any]:
+    """Load a checkpoint; a missing, truncated or foreign file is one CnnlabError naming it."""
+    if _is_local(path) and not Path(str(path)).is_file():
+        raise CnnlabError(f"{path}: checkpoint not found; check ckpt_path=")
+    try:
+        checkpoint = TorchCheckpointIO.load_checkpoint(
+            TorchCheckpointIO(), path, map_location=map_location, weights_only=weights_only
+        )
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise CnnlabError(
+            f"{path}: corrupt or unreadable checkpoint ({reason}); "
+            "pass another file with ckpt_path= or start a fresh run dir"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CnnlabError(
+            f"{path}: not a Lightning checkpoint (no state_dict); pass a cnnlab .ckpt"
+        )
+    return checkpoint
+
+
+def check_resumable(
+    path: str | os.PathLike, checkpoint: dict[str, Any], module: L.LightningModule
+) -> None:
+    """One-line refusal of a checkpoint that does not fit `module` or cannot resume training."""
+    if "optimizer_states" not in checkpoint or "loops" not in checkpoint:
+        raise CnnlabError(
+            f"{path}: weights-only checkpoint, it cannot resume training (no optimizer/loop state)"
+        )
+    expected = module.state_dict()
+    found: dict[str, Any] = checkpoint["state_dict"]
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    misshaped = [
+        k
+        for k in expected
+        if k in found and tuple(getattr(found[k], "shape", ())) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or misshaped:
+        example = (misshaped or missing or unexpected)[0]
+        written_for = (checkpoint.get("cnnlab_config") or {}).get("model", {}).get("_target_")
+        origin = f"; it was written for {written_for}" if written_for else ""
+        raise CnnlabError(
+            f"{path}: checkpoint does not fit this model ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(misshaped)} mis-shaped tensors, e.g. {example})"
+            f"{origin}; use the model/data config of the run that wrote it"
+        )
+
+
+class GlobalRngState(Callback):
+    """The global RNGs (torch, CUDA, numpy, random) in every checkpoint, restored at train start.
+
+    Dropout draws from torch's global RNG, so without this a resumed run would drop different
+    units than the uninterrupted one. Restored at `on_train_start` (not at load time) so that
+    nothing between the restore and the first resumed batch can draw from it. The state is the
+    one of the process that saves (rank 0); exact resume is a single-process guarantee.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            # numpy's state as plain Python values: loadable with torch.load(weights_only=True).
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state, self._pending = self._pending, None
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        random.setstate(_as_tuples(state["python"]))
+        if "cuda" in state and torch.cuda.is_available():
+            with contextlib.suppress(RuntimeError):  # a different GPU count: keep the fresh seeds
+                torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value: Any) -> Any:
+    """random.setstate needs nested tuples; some round trips turn them into lists."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+class LastCheckpoint(Checkpoint):
+    """`<dirpath>/last.ckpt` is always the latest resumable state: what `resume=auto` continues.
+
+    Written every `every_n_train_steps` optimizer steps (bounds what a kill -9 loses), after
+    every validation, at the end of training, and on SIGTERM/SIGINT. (Lightning 2.6's
+    `ModelCheckpoint(save_last=True)` only refreshes last.ckpt when a top-k file is saved, so
+    after an epoch without improvement it is stale; a second ModelCheckpoint cannot save on
+    both steps and epochs.) A `Checkpoint` subclass, so Lightning runs it after the other
+    callbacks (early-stopping counters are updated before they are saved).
+
+    Signals: Lightning turns SIGTERM (`kill`, schedulers, preemption) into a SIGTERMException
+    after the running batch; the first Ctrl+C is routed the same way, so both stop at a
+    consistent state that resumes exactly. A second Ctrl+C aborts at once, without saving.
+    """
+
+    def __init__(self, dirpath: str | os.PathLike, every_n_train_steps: int | None = None) -> None:
+        if every_n_train_steps is not None and every_n_train_steps < 1:
+            raise CnnlabError(
+                f"callbacks.save_every_n_steps must be >= 1 or null (got {every_n_train_steps})"
+            )
+        self.path = Path(dirpath) / LAST
+        self.every_n_train_steps = every_n_train_steps
+        self.signal: signal.Signals | None = None
+        self._previous_sigint: Any = None
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        trainer.save_checkpoint(self.path)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
+            self._save(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    # -- signals ---------------------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.signal = None
+        if _main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.signal = signal.SIGINT
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl+C aborts
+        print(
+            "\ncnnlab: interrupt: finishing this batch and saving a checkpoint "
+            "(Ctrl+C again aborts without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
+        handler = signal.getsignal(signal.SIGTERM)  # Lightning's: stop after the running batch
+        if callable(handler):
+            handler(signal.SIGTERM, frame)
+        else:
+            raise KeyboardInterrupt
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None and _main_thread():
+            signal.signal(signal.SIGINT, self._previous_sigint)
+        self._previous_sigint = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_sigint()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore_sigint()
+        if isinstance(exception, SIGTERMException):
+            self.signal = self.signal or signal.SIGTERM
+            self._save(trainer)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def exit_after_interrupt(trainer: L.Trainer, run_dir: Path) -> None:
+    """After SIGTERM/SIGINT saved last.ckpt: say how to continue, exit 128+signal like a shell."""
+    callback = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+    signum = callback.signal if callback is not None and callback.signal else signal.SIGTERM
+    if trainer.is_global_zero:
+        saved = f"saved {callback.path}; " if callback is not None else ""
+        print(
+            f"cnnlab: interrupted ({signum.name}): {saved}continue with the same command "
+            f"plus hydra.run.dir={run_dir} resume=auto",
+            file=sys.stderr,
+            flush=True,
+        )
+    raise SystemExit(128 + int(signum))
+
+
+__all__ = [
+    "LAST",
+    "AtomicCheckpointIO",
+    "GlobalRngState",
+    "LastCheckpoint",
+    "check_resumable",
+    "exit_after_interrupt",
+    "read_checkpoint",
+]

@@ -1,0 +1,146 @@
+"""`summary.csv` / `summary.json` in a sweep dir: one row per job, written as each job ends.
+
+A Hydra callback (`on_job_end`) rather than a post-processing step, so a sweep killed half-way
+still leaves the rows of its finished jobs. Jobs may end in parallel processes (joblib) or on
+other machines sharing the sweep dir (SLURM), so each update takes a lock, re-reads the rows,
+replaces this job's row and rewrites both files atomically (temp file + `os.replace`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+try:  # POSIX advisory locks; without them (Windows) updates are still atomic, just unserialised
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_CSV = "summary.csv"
+METRICS_FILE = "metrics.json"
+DEFAULT_METRICS = (
+    "best_val_acc",
+    "test/acc",
+    "test/f1",
+    "test/loss",
+    "epochs",
+    "global_step",
+    "train_seconds",
+    "params",
+)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    with open(folder / ".summary.lock", "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    path = Path(sweep_dir) / SUMMARY_JSON
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def upsert_row(sweep_dir: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replace (by run dir) or add `row`, then rewrite summary.json and summary.csv."""
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(sweep_dir):
+        rows = [r for r in read_rows(sweep_dir) if r.get("run_dir") != row["run_dir"]]
+        rows.append(row)
+        rows.sort(key=lambda r: (r.get("job") is None, r.get("job"), r.get("run_dir")))
+        _write_atomic(sweep_dir / SUMMARY_JSON, json.dumps(rows, indent=2) + "\n")
+        _write_atomic(sweep_dir / SUMMARY_CSV, to_csv(rows))
+    return rows
+
+
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Columns in first-seen order over all rows (jobs may override different keys)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _error_line(job_return: JobReturn) -> str:
+    error = getattr(job_return, "_return_value", None)  # JobReturn.return_value re-raises it
+    text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if error is not None else ""
+
+
+def job_row(config: DictConfig, job_return: JobReturn, metrics: Sequence[str]) -> dict[str, Any]:
+    """overrides, status, key metrics (from the run's metrics.json) and run dir of one job."""
+    run_dir = Path(config.hydra.runtime.output_dir)
+    overrides = [str(o) for o in config.hydra.overrides.task]
+    completed = job_return.status == JobStatus.COMPLETED
+    row: dict[str, Any] = {
+        "job": config.hydra.job.get("num"),
+        "status": "completed" if completed else "failed",
+        "overrides": " ".join(overrides),
+    }
+    for override in overrides:
+        key, _, value = override.partition("=")
+        row[key.lstrip("+~")] = value
+    recorded = run_dir / METRICS_FILE
+    values = json.loads(recorded.read_text()) if completed and recorded.is_file() else {}
+    if completed and not values and isinstance(job_return.return_value, (int, float)):
+        values = {"best_val_acc": job_return.return_value}
+    row.update({name: values.get(name) for name in metrics})
+    row["run_dir"] = str(run_dir)
+    row["error"] = "" if completed else _error_line(job_return)
+    return row
+
+
+class SweepSummary(Callback):
+    """Append each finished multirun job to `<hydra.sweep.dir>/summary.{csv,json}`."""
+
+    def __init__(self, metrics: Sequence[str] = DEFAULT_METRICS) -> None:
+        self.metrics = list(metrics)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # SQLite does not create folders: make the Optuna study's one before the sweeper opens it.
+        storage = config.hydra.sweeper.get("storage")
+        if isinstance(storage, str) and storage.startswith("sqlite:///"):
+            Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        upsert_row(Path(config.hydra.sweep.dir), job_row(config, job_return, self.metrics))

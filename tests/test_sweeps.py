@@ -1,0 +1,151 @@
+"""Multirun summary, a sweep killed half-way and re-run, a resumed Optuna study, launchers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+from pathlib import Path
+
+import hydra
+import optuna
+import pytest
+from conftest import compose_config
+from train_cli import QUIET, explain, run_train, signal_callback_args
+
+from cnnlab.hydra_callbacks import RefuseExistingRunDir
+from cnnlab.sweep_summary import upsert_row
+
+TINY = [
+    "data.val_size=20",
+    "data.batch_size=32",
+    "trainer.max_epochs=2",
+    "callbacks.save_every_n_steps=2",
+    *QUIET,
+]
+
+
+def summary(sweep_dir: Path) -> tuple[list[dict], list[dict]]:
+    rows = json.loads((sweep_dir / "summary.json").read_text())
+    with open(sweep_dir / "summary.csv", newline="") as handle:
+        return rows, list(csv.DictReader(handle))
+
+
+def test_sweep_summary_failure_kill_and_resume(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    """3 jobs: a bad lr fails (the sweep goes on), one finishes, one is SIGKILLed mid-training
+    (killing the whole sweep). The same command plus resume=auto then keeps the finished job,
+    continues the killed one from its last.ckpt and records every job."""
+    sweep = tmp_path / "sweep"
+    # 6 steps per epoch; the sweep's 2nd fit (job 2: job 0 fails before fitting) dies at step 5.
+    kill, folder = signal_callback_args(tmp_path / "cb", step=5, signum="SIGKILL", fit_index=1)
+    command = [
+        "-m",
+        f"paths.data_dir={synthetic_data_dir}",
+        f"hydra.sweep.dir={sweep}",
+        "optim.lr=-1,0.01,0.02",
+        *TINY,
+        *kill,
+    ]
+    killed = run_train(command, folder)
+    assert killed.returncode == -signal.SIGKILL, explain(killed)
+    assert "cnnlab: error: optim.lr must be > 0 (got -1)" in killed.stderr
+    rows, csv_rows = summary(sweep)
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "failed"), (1, "completed")]
+    assert rows[0]["error"].startswith("CnnlabError: optim.lr must be > 0")
+    assert rows[1]["optim.lr"] == "0.01" and rows[1]["epochs"] == 2
+    assert 0 <= rows[1]["test/acc"] <= 1 and rows[1]["run_dir"] == str(sweep / "1")
+    assert [(r["job"], r["status"], r["optim.lr"]) for r in csv_rows] == [
+        ("0", "failed", "-1"),
+        ("1", "completed", "0.01"),
+    ]
+    assert (sweep / "2" / "checkpoints" / "last.ckpt").is_file()
+    finished_ckpt = sweep / "1" / "checkpoints" / "last.ckpt"
+    finished_mtime = finished_ckpt.stat().st_mtime_ns
+
+    rerun = run_train([*command, "resume=auto"], folder)
+    assert rerun.returncode == 1, explain(rerun)  # job 0 still fails: the sweep reports it
+    assert "Restoring states from the checkpoint path at " + str(
+        sweep / "2" / "checkpoints" / "last.ckpt"
+    ) in (rerun.stdout + rerun.stderr)
+    assert finished_ckpt.stat().st_mtime_ns == finished_mtime  # job 1 was not trained again
+    rows, csv_rows = summary(sweep)
+    assert [(r["job"], r["status"]) for r in rows] == [
+        (0, "failed"),
+        (1, "completed"),
+        (2, "completed"),
+    ]
+    assert rows[2]["global_step"] == 12 and rows[2]["optim.lr"] == "0.02"
+    assert len(csv_rows) == 3
+
+
+def test_a_used_sweep_dir_is_refused_without_resume(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    (sweep / "0").mkdir(parents=True)
+    cfg = compose_config([f"hydra.sweep.dir={sweep}"], tmp_path / "run")
+    with pytest.raises(SystemExit) as stop:
+        RefuseExistingRunDir().on_multirun_start(cfg)
+    assert stop.value.code == 2
+    RefuseExistingRunDir().on_multirun_start(
+        compose_config([f"hydra.sweep.dir={sweep}", "resume=auto"], tmp_path / "run")
+    )
+
+
+def test_summary_rows_are_replaced_by_run_dir(tmp_path: Path) -> None:
+    upsert_row(tmp_path, {"job": 1, "status": "failed", "run_dir": "b", "error": "x"})
+    upsert_row(tmp_path, {"job": 0, "status": "completed", "run_dir": "a", "test/acc": 0.5})
+    rows = upsert_row(tmp_path, {"job": 1, "status": "completed", "run_dir": "b", "error": ""})
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "completed"), (1, "completed")]
+    header = (tmp_path / "summary.csv").read_text().splitlines()[0]
+    assert header == "job,status,run_dir,test/acc,error"
+
+
+def test_optuna_search_continues_the_same_study(tmp_path: Path, synthetic_data_dir: Path) -> None:
+    command = [
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        f"paths.log_dir={tmp_path}",
+        f"paths.data_dir={synthetic_data_dir}",
+        "data.val_size=20",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        "test=false",
+        *QUIET,
+    ]
+    storage = f"sqlite:///{tmp_path}/optuna.sqlite"
+    for runs, trials in ((1, 2), (2, 4)):
+        result = run_train(command)
+        assert result.returncode == 0, explain(result)
+        study = optuna.load_study(study_name="train-cifar10-simple_cnn", storage=storage)
+        assert len(study.trials) == trials, f"after run {runs}"
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    for trial in study.trials:
+        assert 1e-4 <= trial.params["optim.lr"] <= 1e-1
+        assert 1e-6 <= trial.params["optim.weight_decay"] <= 1e-2
+        assert trial.params["data.batch_size"] in (64, 128, 256)
+        assert 0.0 <= trial.params["module.label_smoothing"] <= 0.2
+        assert 0.0 <= trial.value <= 1.0  # best val/acc, the value the task returns
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4
+    sweeps = sorted((tmp_path / "multiruns").iterdir())
+    assert len(sweeps) == 2 and all(len(summary(s)[0]) == 2 for s in sweeps)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "target", "expected"),
+    [
+        (["launcher=joblib"], "JoblibLauncher", {"n_jobs": 2}),
+        (
+            ["launcher=slurm", "hydra.launcher.gpus_per_node=4"],
+            "SlurmLauncher",
+            {"tasks_per_node": 4, "max_num_timeout": 3, "timeout_min": 240},
+        ),
+        (["hparams_search=optuna"], "OptunaSweeper", {"direction": "maximize", "n_trials": 20}),
+    ],
+)
+def test_launcher_and_sweeper_configs_compose(tmp_path, overrides, target, expected) -> None:
+    cfg = compose_config(overrides, tmp_path / "run")
+    node = cfg.hydra.sweeper if "hparams_search=optuna" in overrides else cfg.hydra.launcher
+    assert node._target_.endswith(target)
+    assert {key: node[key] for key in expected} == expected
+    plugin = hydra.utils.instantiate(node)  # the plugin accepts every key
+    assert type(plugin).__name__ == target
