@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, write_cifar_batches
-from train_cli import QUIET, explain, run_train
+from tests.conftest import compose_config, write_cifar_batches
+from tests.train_cli import QUIET, explain, run_train
 
 from cnnlab.train import build_run
 

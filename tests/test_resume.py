@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import compose_config
-from train_cli import QUIET, explain, run_train, signal_callback_args
+from tests.conftest import compose_config
+from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 
 from cnnlab.checkpointing import AtomicCheckpointIO, read_checkpoint
 from cnnlab.data.sampling import EpochSampler

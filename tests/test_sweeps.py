@@ -10,8 +10,8 @@ from pathlib import Path
 import hydra
 import optuna
 import pytest
-from conftest import compose_config
-from train_cli import QUIET, explain, run_train, signal_callback_args
+from tests.conftest import compose_config
+from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 
 from cnnlab.hydra_callbacks import RefuseExistingRunDir
 from cnnlab.sweep_summary import upsert_row
