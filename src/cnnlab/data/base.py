@@ -77,7 +77,9 @@ class SampleTransformDataset(Dataset):
         out = self.augment.sample_transform(image)
         if out.ndim == 2:  # single-channel images may come back without the channel axis
             out = out[..., None]
-        return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1), self.split.labels[index]
+        return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1), self.split.labels[
+            index
+        ]
 
 
 def seed_sample_transform(worker_id: int) -> None:
@@ -169,7 +171,9 @@ class ImageDataModule(L.LightningDataModule):
                     f"data.val_size={self.val_size} leaves no training images ({len(full)} in all)"
                 )
             # A seeded permutation of the training set: same seed, same validation images.
-            order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.split_seed))
+            order = torch.randperm(
+                len(full), generator=torch.Generator().manual_seed(self.split_seed)
+            )
             self.val_split = full.subset(order[: self.val_size])
             self.train_split = full.subset(order[self.val_size :])
         if stage in (None, "test", "predict") and self.test_split is None:

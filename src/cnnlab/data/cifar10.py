@@ -39,7 +39,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as handle:
             batch = pickle.load(handle, encoding="bytes")
     except FileNotFoundError:
-        raise CnnlabError(f"{path}: missing CIFAR-10 batch file; the folder is incomplete") from None
+        raise CnnlabError(
+            f"{path}: missing CIFAR-10 batch file; the folder is incomplete"
+        ) from None
     except Exception as err:  # unpickling raises many types on truncated/corrupt input
         raise CnnlabError(
             f"{path}: corrupt or truncated CIFAR-10 batch ({type(err).__name__}); "
@@ -69,7 +71,8 @@ def locate(data_dir: Path, download_missing: bool, mirror: str = OFFICIAL_MIRROR
         return extract_tar(archive, data_dir, FOLDER)
     raise CnnlabError(
         f"CIFAR-10 not found: searched {folder}/ and {archive}; fix: set CNNLAB_DATA_DIR "
-        "(or paths.data_dir=...) to a folder holding cifar-10-batches-py/, or add data.download=true"
+        "(or paths.data_dir=...) to a folder holding cifar-10-batches-py/, "
+        "or add data.download=true"
     )
 
 

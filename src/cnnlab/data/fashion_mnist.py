@@ -49,7 +49,8 @@ def read_idx(path: Path) -> np.ndarray:
             raw = handle.read()
     except (OSError, EOFError, zlib.error) as err:
         raise CnnlabError(
-            f"{path}: corrupt or truncated ({err}); replace it or delete it and use data.download=true"
+            f"{path}: corrupt or truncated ({err}); "
+            "replace it or delete it and use data.download=true"
         ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != IDX_UBYTE:
         raise CnnlabError(f"{path}: not an IDX ubyte file (bad magic number)")
@@ -107,7 +108,9 @@ def load_fashion_mnist(folder: Path, train: bool) -> Split:
         raise CnnlabError(f"{label_path}: {labels.shape[0]} labels for {images.shape[0]} images")
     if labels.max() >= len(CLASSES):
         raise CnnlabError(f"{label_path}: labels outside 0..9")
-    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+    return Split(
+        torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+    )
 
 
 class FashionMNISTDataModule(ImageDataModule):

@@ -78,7 +78,9 @@ def extract_tar(archive: Path, into: Path, expect: str) -> Path:
             tar.extractall(staging, filter="data")
     except (tarfile.TarError, OSError, EOFError) as err:
         shutil.rmtree(staging, ignore_errors=True)
-        raise CnnlabError(f"{archive}: cannot extract ({err}); delete it and download again") from err
+        raise CnnlabError(
+            f"{archive}: cannot extract ({err}); delete it and download again"
+        ) from err
     produced = staging / expect
     if not produced.is_dir():
         shutil.rmtree(staging, ignore_errors=True)
