@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_config
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from cnnlab.data.tabular import RECORD_FILE, TabularDataModule
@@ -24,6 +23,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.mlp import MLP
 from cnnlab.paths import REPO_ROOT
 from cnnlab.train import build_run, train
+from tests.conftest import compose_config
 
 QUIET = [
     "callbacks.rich_progress_bar=null",

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 PER_CLASS_FILE = "per_class.md"
-CURVE_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
+# Whichever the module logs: accuracy (classification) or R² (regression, no train/r2).
+CURVE_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/r2")
 
 
 def _scalar(value: Any) -> float | None:

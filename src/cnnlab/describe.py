@@ -3,18 +3,22 @@
 Classes, images per class in the train / val / test splits (val is the run's seeded split
 of the official training set), input dimensionality, per-channel mean and std computed
 from the pixels (next to the normalisation constants in conf/data/<name>.yaml), and
-samples.png with a row of sample images per class. The Markdown is printed and written
-to describe.md beside samples.png.
+samples.png with a row of sample images per class. A data module family that describes
+itself (`describe_markdown()`: the tabular sets, with features and their types, target
+distribution and preprocessing steps) supplies its own Markdown instead. The Markdown is
+printed and written to describe.md (beside samples.png for images).
 Examples:
   python -m cnnlab.describe data=fashion_mnist
   python -m cnnlab.describe data=cifar10 samples_per_class=12 out_dir=/tmp/cifar
+  python -m cnnlab.describe data=diabetes
+  python -m cnnlab.describe data=csv data.path=my.csv data.target=label
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from omegaconf import DictConfig
@@ -66,9 +70,32 @@ def pick_samples(split: Split, classes: int, per_class: int, seed: int) -> list[
     return rows
 
 
+@runtime_checkable
+class DescribesItself(Protocol):
+    """A data module family that writes its own overview (e.g. TabularDataModule)."""
+
+    def describe_markdown(self) -> str: ...
+
+
 def describe(data_cfg: DictConfig, per_class: int = 10, seed: int = 0) -> tuple[str, Any, dict]:
-    """(Markdown, samples figure, facts) for the dataset of a `data` config node."""
-    dm = build(data_cfg, "data")
+    """(Markdown, samples figure or None, facts) for the dataset of a `data` config node."""
+    return describe_datamodule(build(data_cfg, "data"), data_cfg, per_class, seed)
+
+
+def describe_datamodule(
+    dm: Any, data_cfg: DictConfig, per_class: int = 10, seed: int = 0
+) -> tuple[str, Any, dict]:
+    """The module's own overview when it has one, else the image overview below."""
+    if isinstance(dm, DescribesItself):
+        summary = getattr(dm, "summary", dict)
+        return dm.describe_markdown(), None, summary()
+    return describe_images(dm, data_cfg, per_class, seed)
+
+
+def describe_images(
+    dm: Any, data_cfg: DictConfig, per_class: int = 10, seed: int = 0
+) -> tuple[str, Any, dict]:
+    """Counts per class and split, pixel statistics and the samples grid of an image set."""
     dm.setup(None)
     train, val, test = dm.train_split, dm.val_split, dm.test_split
     classes = list(dm.classes)
@@ -153,12 +180,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise CnnlabError(f"samples_per_class must be >= 1 (got {cfg.samples_per_class})")
     datamodule = build(cfg.data, "data")
     datamodule.prepare_data()  # a missing dataset fails here, before anything is written
+    # Described before the output dir exists: a bad CSV fails with nothing created.
+    markdown, fig, _ = describe_datamodule(datamodule, cfg.data, cfg.samples_per_class, cfg.seed)
     out = output_dir(cfg.out_dir, Path(cfg.paths.log_dir) / "describe" / datamodule.name)
-    markdown, fig, _ = describe(cfg.data, cfg.samples_per_class, cfg.seed)
-    figures.save(fig, out / SAMPLES_FILE)
     (out / MARKDOWN_FILE).write_text(markdown)
     print(markdown)
-    print(f"wrote {out / MARKDOWN_FILE}\nwrote {out / SAMPLES_FILE}")
+    print(f"wrote {out / MARKDOWN_FILE}")
+    if fig is not None:
+        figures.save(fig, out / SAMPLES_FILE)
+        print(f"wrote {out / SAMPLES_FILE}")
 
 
 if __name__ == "__main__":

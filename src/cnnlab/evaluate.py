@@ -1,11 +1,14 @@
 """Evaluate any checkpoint on a data split: `python -m cnnlab.evaluate ckpt_path=<ckpt>`.
 
-Model and data config come back from the checkpoint (or its run dir); `split=val` scores
-the run's own validation split. Writes into a new output dir:
-  metrics.json          <split>/acc, /precision, /recall, /f1, /loss (the keys training's
-                        metrics.json uses for the test split) + per_class
-  confusion_matrix.png  per_class.md   (the same writer as at the end of training)
+Model and data config come back from the checkpoint (or its run dir), and so does a
+tabular run's fitted preprocessing; `split=val` scores the run's own validation split.
+Writes into a new output dir:
+  metrics.json          <split>/acc, /precision, /recall, /f1, /loss (regression: /mae,
+                        /rmse, /r2, /loss): the keys training's metrics.json uses for the
+                        test split, + per_class for classification
+  confusion_matrix.png  per_class.md   (classification; the same writer as in training)
   misclassified.png     the most confidently wrong images, with true/predicted class
+                        (image data)
 Examples:
   python -m cnnlab.evaluate ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt
   python -m cnnlab.evaluate ckpt_path=<ckpt> split=val out_dir=/tmp/eval
@@ -25,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab import figures
+from cnnlab.baseline import HasFeatureArrays
 from cnnlab.build import build, resolve_precision
 from cnnlab.callbacks import CONFUSION_FILE, PER_CLASS_FILE, ClassificationReport
 from cnnlab.cli import parse
@@ -70,9 +74,13 @@ class LogitsRecorder(Callback):
             self._handle.remove()
 
 
-def use_split(loaded: LoadedRun, split: str) -> torch.Tensor:
-    """Make the DataModule's test loader serve `split`; returns that split's uint8 images."""
+def use_split(loaded: LoadedRun, split: str) -> torch.Tensor | None:
+    """Make the DataModule's test loader serve `split`; returns that split's uint8 images
+    (None for tabular data, whose rows `trainer.test` reads from `eval_dataloader`)."""
     dm = loaded.datamodule
+    if isinstance(dm, HasFeatureArrays):
+        dm.setup("test")
+        return None
     if split == "val":
         dm.setup("fit")
         dm.test_split = dm.val_split  # trainer.test() then finds it set and keeps it
@@ -133,16 +141,21 @@ def evaluate(
         callbacks=[ClassificationReport(out, title=f"{split} split"), recorder],
         default_root_dir=out,
     )
-    results = trainer.test(module, datamodule=loaded.datamodule, verbose=False)[0]
+    if images is None:  # tabular: no batch hooks on the DataModule, any split's loader will do
+        loader = loaded.datamodule.eval_dataloader(split)
+        results = trainer.test(module, dataloaders=loader, verbose=False)[0]
+    else:
+        results = trainer.test(module, datamodule=loaded.datamodule, verbose=False)[0]
     metrics: dict[str, Any] = {
         f"{split}/{key.removeprefix('test/')}": float(value)
         for key, value in results.items()
         if not key.startswith("test_per_class/")
     }
     logits, labels = torch.cat(recorder.logits), torch.cat(recorder.labels)
+    if getattr(module, "per_class_results", None):  # classification only
+        metrics["per_class"] = module.per_class_results
     metrics.update(
         {
-            "per_class": module.per_class_results,
             "split": split,
             "num_samples": int(labels.numel()),
             "checkpoint": str(loaded.ckpt_path),
@@ -153,6 +166,8 @@ def evaluate(
     )
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
 
+    if images is None:
+        return metrics, out
     mistakes = most_confident_mistakes(logits, labels, misclassified)
     classes = loaded.classes
     fig = figures.image_grid(
@@ -169,16 +184,17 @@ def evaluate(
 def print_summary(metrics: dict[str, Any], out: Path) -> None:
     console = Console()
     split = metrics["split"]
-    console.print(f"{metrics['checkpoint']}: {split} split, {metrics['num_samples']} images")
+    console.print(f"{metrics['checkpoint']}: {split} split, {metrics['num_samples']} samples")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name in ("acc", "precision", "recall", "f1", "loss"):
+    for name in ("acc", "precision", "recall", "f1", "auroc", "mae", "rmse", "r2", "loss"):
         if f"{split}/{name}" in metrics:
             table.add_row(f"{split}/{name}", f"{metrics[f'{split}/{name}']:.4f}")
     console.print(table)
     for name in (METRICS_FILE, CONFUSION_FILE, PER_CLASS_FILE, MISCLASSIFIED_FILE):
-        console.print(f"wrote {out / name}")
+        if (out / name).is_file():
+            console.print(f"wrote {out / name}")
 
 
 @exits_cleanly

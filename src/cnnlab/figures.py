@@ -74,17 +74,22 @@ def training_curves(
     target: float | None = None,
     title: str = "",
 ) -> Figure:
-    """Three panels: train/val loss, train/val accuracy (+ the stop-at target), learning rate.
+    """Three panels: train/val loss, the score (+ the stop-at target), learning rate.
 
     `epochs`: one mapping per finished epoch with `epoch` (1-based) and any of train/loss,
-    val/loss, train/acc, val/acc. `lr`: (fractional epoch, lr) pairs, so a per-step
-    schedule (OneCycle) shows its real shape rather than one point per epoch.
+    val/loss, train/acc, val/acc, val/r2. The score panel shows accuracy, or R² for a
+    regression run (which logs no accuracy). `lr`: (fractional epoch, lr) pairs, so a
+    per-step schedule (OneCycle) shows its real shape rather than one point per epoch.
     """
     fig = new_figure(15, 4.2)
     loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     x = [row["epoch"] for row in epochs]
     marker = "o" if len(x) <= 30 else None  # a one-epoch run is still visible
-    for ax, metric, panel in ((loss_ax, "loss", "Loss"), (acc_ax, "acc", "Accuracy")):
+    regression = any("val/r2" in row for row in epochs) and not any(
+        "val/acc" in row for row in epochs
+    )
+    score, score_title = ("r2", "R²") if regression else ("acc", "Accuracy")
+    for ax, metric, panel in ((loss_ax, "loss", "Loss"), (acc_ax, score, score_title)):
         for stage, color in (("train", TRAIN_COLOR), ("val", VAL_COLOR)):
             points = [
                 (e, row[f"{stage}/{metric}"])
@@ -93,7 +98,7 @@ def training_curves(
             ]
             if points:
                 label = stage
-                if (stage, metric) == ("val", "acc"):
+                if (stage, metric) == ("val", score):
                     best_epoch, best = max(points, key=lambda p: p[1])
                     label = f"val (best {best:.4f}, epoch {best_epoch})"
                 ax.plot(*zip(*points, strict=True), marker=marker, color=color, label=label)

@@ -9,8 +9,9 @@ change to a model cannot silently leave its reported numbers stale:
   the job);
 * :func:`inspect_model` bundles them.
 
-``input_shape`` is always ``(C, H, W)`` without the batch dimension; when omitted, the
-model's ``input_shape`` attribute (set by every cnnlab model) is used.
+``input_shape`` is ``(C, H, W)`` (or ``(F,)`` for a model of feature vectors) without the
+batch dimension; when omitted, the model's ``input_shape`` attribute (set by every cnnlab
+model) is used.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def _resolve_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple
     if shape is None:
         raise ValueError("pass input_shape=(C, H, W) or give the model an `input_shape` attribute")
     shape = tuple(int(s) for s in shape)
-    if len(shape) != 3:
-        raise ValueError(f"input_shape must be (C, H, W) without batch dim, got {shape}")
+    # (C, H, W) for images; (F,) for models of feature vectors (the tabular MLP), which have
+    # params, MACs and layers but no receptive field.
+    if len(shape) not in (1, 3):
+        raise ValueError(f"input_shape must be (C, H, W) or (F,) without batch dim, got {shape}")
     return shape
 
 
@@ -203,6 +206,8 @@ def receptive_field(model: nn.Module, input_shape: Sequence[int] | None = None) 
     raise ``NotImplementedError`` rather than return a silently wrong number.
     """
     shape = _resolve_shape(model, input_shape)
+    if len(shape) != 3:
+        raise ValueError(f"receptive_field needs an image input (C, H, W), got {shape}")
     probe = copy.deepcopy(model)  # tracing may touch module state; never touch the caller's
     try:
         gm = torch.fx.symbolic_trace(probe)
@@ -322,14 +327,14 @@ def format_layer_table(rows: Sequence[LayerRow]) -> str:
 
 
 def inspect_model(model: nn.Module, input_shape: Sequence[int] | None = None) -> dict[str, Any]:
-    """Everything above for one model: params, trainable_params, macs, receptive_field,
-    layers (``LayerRow`` list) and the input_shape used."""
+    """Everything above for one model: params, trainable_params, macs, receptive_field
+    (None for a feature-vector model), layers (``LayerRow`` list) and the input_shape used."""
     shape = _resolve_shape(model, input_shape)
     return {
         "input_shape": shape,
         "params": count_params(model),
         "trainable_params": count_params(model, trainable_only=True),
         "macs": count_macs(model, shape),
-        "receptive_field": receptive_field(model, shape),
+        "receptive_field": receptive_field(model, shape) if len(shape) == 3 else None,
         "layers": layer_table(model, shape),
     }

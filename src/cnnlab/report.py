@@ -61,6 +61,13 @@ from cnnlab.runs import (
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
 FAILED = "FAILED"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra writes it at the top of every multirun dir
+# Shown when some run is a regression (tabular case study): (header, metrics.json key).
+REGRESSION_COLUMNS = (
+    ("best val R²", "best_val_r2"),
+    ("test R²", "test/r2"),
+    ("test MAE", "test/mae"),
+    ("test RMSE", "test/rmse"),
+)
 NUMERIC_COLUMNS = {
     "#",
     "params",
@@ -73,6 +80,13 @@ NUMERIC_COLUMNS = {
     "precision %",
     "recall %",
     "F1 %",
+    *(header for header, _ in REGRESSION_COLUMNS),
+}
+# Logged validation curves overlaid in the report (R² only for regression runs).
+CURVE_TAGS = {
+    "val/acc": "validation accuracy",
+    "val/loss": "validation loss",
+    "val/r2": "validation R²",
 }
 # Overrides that say where a run went, not what it did: never treated as swept.
 NOT_HYPERPARAMETERS = ("hydra.", "paths.", "callbacks.rich_progress_bar")
@@ -97,7 +111,10 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return self.metrics is not None and self.metrics.get("test/acc") is not None
+        """Tested: classification (test/acc) or regression (test/r2) metrics are there."""
+        return self.metrics is not None and any(
+            self.metrics.get(key) is not None for key in ("test/acc", "test/r2")
+        )
 
     @property
     def status(self) -> str:
@@ -155,9 +172,10 @@ def inspect_run(summary: RunSummary, cache: dict[str, tuple[int, int, int | None
     """Params, MACs and receptive field of the model rebuilt from the run's config."""
     if summary.cfg is None:
         return
+    # The whole data node: tabular options share one _target_ but differ in input width.
     key = json.dumps(
         OmegaConf.to_container(summary.cfg.model, resolve=True)
-        | {"data": summary.cfg.data._target_},
+        | {"data": OmegaConf.to_container(summary.cfg.data, resolve=False)},
         sort_keys=True,
         default=str,
     )
@@ -187,12 +205,17 @@ def summarize(run_dir: Path, index: int, cache: dict) -> RunSummary:
         inspect_run(summary, cache)
     except CnnlabError as err:
         summary.problems.append(str(err))
-    for tag in ("val/acc", "val/loss"):
+    for tag in CURVE_TAGS:
         try:
             summary.curves[tag] = read_curve(run_dir, tag)
         except Exception as err:  # a damaged event file must not sink the whole report
             summary.problems.append(f"{tag} curve unreadable: {err}")
     return summary
+
+
+def tested_acc(runs: Sequence[RunSummary]) -> list[RunSummary]:
+    """Runs with a test accuracy (regression runs have R² instead)."""
+    return [r for r in runs if r.ok and r.metric("test/acc") is not None]
 
 
 def swept_value(run: RunSummary, key: str) -> str | None:
@@ -306,7 +329,8 @@ def setup_table(runs: Sequence[RunSummary], swept: Sequence[str], base: Path) ->
 
 def results_table(runs: Sequence[RunSummary], swept: Sequence[str]) -> str:
     """How each run did; a run without metrics is marked, never dropped. Best acc in bold."""
-    best = max((r.metric("test/acc") for r in runs if r.ok), default=None)
+    best = max((r.metric("test/acc") for r in tested_acc(runs)), default=None)
+    regression = [c for c in REGRESSION_COLUMNS if any(r.metric(c[1]) is not None for r in runs)]
     headers = [
         "#",
         *swept,
@@ -320,6 +344,7 @@ def results_table(runs: Sequence[RunSummary], swept: Sequence[str]) -> str:
         "precision %",
         "recall %",
         "F1 %",
+        *(header for header, _ in regression),
     ]
     rows = []
     for r in runs:
@@ -340,6 +365,7 @@ def results_table(runs: Sequence[RunSummary], swept: Sequence[str]) -> str:
                 percent(r.metric("test/precision")),
                 percent(r.metric("test/recall")),
                 percent(r.metric("test/f1")),
+                *(r.metric(key) for _, key in regression),
             ]
         )
     return table(headers, rows, right=[i for i, h in enumerate(headers) if h in NUMERIC_COLUMNS])
@@ -372,7 +398,7 @@ def reference_section(runs: Sequence[RunSummary], out: Path) -> list[str]:
             continue
         title = TITLES.get(dataset, dataset)
         ours = sorted(
-            (r for r in runs if r.ok and r.dataset == dataset),
+            (r for r in tested_acc(runs) if r.dataset == dataset),
             key=lambda r: r.metric("test/acc"),
             reverse=True,
         )[:8]
@@ -440,8 +466,8 @@ def build_report(run_dirs: Sequence[Path], out: Path, title: str) -> tuple[str, 
         + f". Generated {time.strftime('%Y-%m-%d %H:%M')} by `python -m cnnlab.report`.",
         "",
     ]
-    if ok:
-        best = max(ok, key=lambda r: r.metric("test/acc"))
+    if tested_acc(ok):
+        best = max(tested_acc(ok), key=lambda r: r.metric("test/acc"))
         lines += [
             f"Best test accuracy: **{percent(best.metric('test/acc'))}%** ({best.label}, "
             f"`{relative(best.path, out)}`).",
@@ -451,15 +477,17 @@ def build_report(run_dirs: Sequence[Path], out: Path, title: str) -> tuple[str, 
     lines += [
         "Test accuracy, precision, recall and F1 are on the official test set (precision, "
         "recall and F1 are macro averages over classes), for each run's checkpoint with the "
-        f"best validation accuracy. {FAILED}: the run left no metrics.json (it crashed, was "
+        f"best validation accuracy (regression runs: R², MAE and RMSE in the target's units, "
+        f"for the best validation R²). {FAILED}: the run left no metrics.json (it crashed, was "
         "stopped, or is still running).",
         "",
         "## Setup",
         "",
         setup_table(runs, swept, out),
         "",
-        "Parameters, MACs (per image) and receptive field (of the last spatial feature map) "
-        "are measured on each model rebuilt from its run's config.",
+        "Parameters, MACs (per image or table row) and receptive field (of the last spatial "
+        "feature map; none for a model of table rows) are measured on each model rebuilt "
+        "from its run's config.",
         "",
     ]
     problems = [(r, p) for r in runs for p in r.problems]
@@ -468,19 +496,22 @@ def build_report(run_dirs: Sequence[Path], out: Path, title: str) -> tuple[str, 
         lines += [f"- #{r.index} `{relative(r.path, out)}`: {p}" for r, p in problems] + [""]
 
     lines += ["## Validation curves", ""]
-    for tag, label in (("val/acc", "validation accuracy"), ("val/loss", "validation loss")):
+    for tag, label in CURVE_TAGS.items():
         series = {r.label: r.curves[tag] for r in runs if r.curves.get(tag, ([], []))[0]}
+        if tag == "val/r2" and not series:
+            continue  # no regression run among them
         name = f"{tag.replace('/', '_')}.png"
         figures.save(
-            figures.overlaid_curves(series, label, f"{label.capitalize()} per epoch"), out / name
+            figures.overlaid_curves(series, label, f"{label[0].upper()}{label[1:]} per epoch"),
+            out / name,
         )
         lines += [f"![{label}]({name})", ""]
 
     lines += per_class_section(ok, out)
 
-    if swept and ok:
+    if swept and tested_acc(ok):
         points = {
-            k: [(r.overrides[k], r.metric("test/acc")) for r in ok if k in r.overrides]
+            k: [(r.overrides[k], r.metric("test/acc")) for r in tested_acc(ok) if k in r.overrides]
             for k in swept
         }
         figures.save(figures.sweep_panels(points), out / "sweep.png")

@@ -194,10 +194,19 @@ def build_datamodule(cfg: DictConfig) -> Any:
     default, so a checkpoint trained elsewhere still evaluates.
     """
     data = cfg.data.copy()
-    recorded = OmegaConf.select(data, "data_dir")
-    if recorded is None or not Path(str(recorded)).expanduser().exists():
-        data.data_dir = default_data_dir()
+    if "data_dir" in data:  # image sets; tabular data names its file (or none) instead
+        recorded = OmegaConf.select(data, "data_dir")
+        if recorded is None or not Path(str(recorded)).expanduser().exists():
+            data.data_dir = default_data_dir()
     return build(data, "data")
+
+
+def restore_datamodule_state(datamodule: Any, checkpoint: dict[str, Any]) -> None:
+    """The DataModule state Lightning saved in the checkpoint (under its class name), e.g.
+    the tabular sets' fitted preprocessing, so inference transforms rows as training did."""
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if isinstance(state, dict):
+        datamodule.load_state_dict(state)
 
 
 def model_name(cfg: DictConfig) -> str:
@@ -282,6 +291,7 @@ def load_run(ckpt_path: str | Path, overrides: list[Override] | None = None) -> 
     checkpoint = load_checkpoint(path)
     cfg = apply_run_overrides(checkpoint_config(checkpoint, path), overrides or [])
     datamodule = build_datamodule(cfg)
+    restore_datamodule_state(datamodule, checkpoint)
     model = build_model(cfg, datamodule)
     load_weights(model, model_state(checkpoint), path, model_name(cfg))
     model.eval()

@@ -40,6 +40,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
 from cnnlab.errors import CnnlabError
+from cnnlab.markdown import table
 
 TASKS = ("classification", "regression")
 SPLITS = ("train", "val", "test")
@@ -501,6 +502,49 @@ class TabularDataModule(L.LightningDataModule):
             ],
         }
 
+    def describe_markdown(self) -> str:
+        """`summary()` as the Markdown of `python -m cnnlab.describe data=<this option>`."""
+        facts = self.summary()
+        features, target, splits = facts["features"], facts["target"], facts["splits"]
+        split = facts["split"]
+        kinds: list[list[Any]] = [[str(c), "numeric", "standardised"] for c in features["numeric"]]
+        kinds += [
+            [str(c), "categorical", f"one-hot ({n} values)"]
+            for c, n in features["categorical"].items()
+        ]
+        lines = [
+            f"# Dataset: {facts['dataset']} (`data={self.dataset}`)",
+            "",
+            f"- Source: {facts['source']}",
+            f"- Task: {facts['task']}, target column `{target['name']}`",
+            f"- Rows: {facts['rows']:,}; features: {len(kinds)} "
+            f"({len(features['numeric'])} numeric, {len(features['categorical'])} categorical)"
+            f" -> {features['inputs_after_preprocessing']} model inputs after preprocessing",
+            f"- Splits: train {splits['train']:,} / val {splits['val']:,} / "
+            f"test {splits['test']:,} rows; seeded (`data.split_seed={split['seed']}`)"
+            f"{', stratified by class' if split['stratified'] else ''}, test "
+            f"(`data.test_fraction={split['test_fraction']}`) split off first, then val "
+            f"(`data.val_fraction={split['val_fraction']}`)",
+        ]
+        if features["dropped"]:
+            lines.append(f"- Dropped columns: {', '.join(map(str, features['dropped']))}")
+        if features["missing_cells"]:
+            missing = ", ".join(f"{c} {n}" for c, n in features["missing_cells"].items())
+            lines.append(f"- Missing cells: {missing}")
+        lines += ["", "## Target", ""]
+        if "classes" in target:
+            total = sum(target["classes"].values())
+            rows = [[c, n, f"{100 * n / total:.1f}"] for c, n in target["classes"].items()]
+            rows.append(["**total**", total, "100.0"])
+            lines.append(table(["class", "rows", "%"], rows, right=(1, 2)))
+        else:
+            stats = ("mean", "std", "min", "median", "max")
+            lines.append(table(list(stats), [[target[k] for k in stats]], right=range(5)))
+        lines += ["", "## Features", "", table(["column", "type", "preprocessing"], kinds), ""]
+        lines += ["## Preprocessing (fitted on the training rows only)", ""]
+        lines += [f"- {step}" for step in facts["preprocessing"]] + [""]
+        return "\n".join(lines)
+
     def record(self) -> dict[str, Any]:
         """`summary()` plus the fitted statistics: what `preprocessing.json` holds.
 
@@ -523,6 +567,12 @@ class TabularDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
         )
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Any split in file order, for `cnnlab.evaluate split=val|test`."""
+        if split not in SPLITS:
+            raise CnnlabError(f"split={split} is not one of {', '.join(SPLITS)}")
+        return self._loader(split, self.eval_batch_size, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
