@@ -21,6 +21,7 @@ from cnnlab import figures
 from cnnlab.data.tabular import TabularDataModule
 from cnnlab.describe import main as describe_main
 from cnnlab.evaluate import evaluate
+from cnnlab.export import main as export_main
 from cnnlab.inspection import count_macs, inspect_model
 from cnnlab.models.mlp import MLP
 from cnnlab.report import report
@@ -226,3 +227,13 @@ def test_report_lists_image_and_tabular_runs(image_run, breast_cancer_run, diabe
     assert by_data["diabetes"]["params"] == str(diab["params"])
     assert by_data["Fashion-MNIST"]["receptive field"].endswith("px")
     assert (tmp_path / "val_r2.png").is_file() and (tmp_path / "report.html").is_file()
+
+
+def test_export_refuses_a_tabular_checkpoint_in_one_line(breast_cancer_run, tmp_path, capsys):
+    _, trained = breast_cancer_run
+    target = tmp_path / "model.onnx"
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([f"ckpt_path={trained['best_checkpoint']}", f"out={target}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TabularDataModule run" in err[0] and not target.exists()

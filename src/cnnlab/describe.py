@@ -72,9 +72,12 @@ def pick_samples(split: Split, classes: int, per_class: int, seed: int) -> list[
 
 @runtime_checkable
 class DescribesItself(Protocol):
-    """A data module family that writes its own overview (e.g. TabularDataModule)."""
+    """A data module family that writes its own overview (e.g. TabularDataModule):
+    `describe_markdown()` for describe.md, `summary()` for the facts behind it."""
 
     def describe_markdown(self) -> str: ...
+
+    def summary(self) -> dict[str, Any]: ...
 
 
 def describe(data_cfg: DictConfig, per_class: int = 10, seed: int = 0) -> tuple[str, Any, dict]:
@@ -87,8 +90,7 @@ def describe_datamodule(
 ) -> tuple[str, Any, dict]:
     """The module's own overview when it has one, else the image overview below."""
     if isinstance(dm, DescribesItself):
-        summary = getattr(dm, "summary", dict)
-        return dm.describe_markdown(), None, summary()
+        return dm.describe_markdown(), None, dm.summary()
     return describe_images(dm, data_cfg, per_class, seed)
 
 

@@ -140,6 +140,7 @@ def export(
             f"verify_images must be >= 1 (got {verify_images}); e.g. verify_images=256"
         )
     loaded = load_run(ckpt_path, list(overrides))
+    loaded.require_images("export")
     path = Path(out).expanduser() if out else default_out(loaded)
     for taken in (path, path.with_suffix(".json")):
         if taken.exists():

@@ -171,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = command.cfg
     files = expand_inputs(str(cfg.inputs))
     loaded = load_run(cfg.ckpt_path, command.run_overrides)
+    loaded.require_images("predict")
     predictions, skipped = predict_files(
         loaded, files, top_k=cfg.top_k, resize=cfg.resize, batch_size=cfg.batch_size
     )

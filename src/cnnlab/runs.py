@@ -30,6 +30,7 @@ from torch import nn
 
 from cnnlab.build import build
 from cnnlab.cli import compose_config
+from cnnlab.data.base import ImageDataModule
 from cnnlab.errors import CnnlabError
 
 CONFIG_KEY = "cnnlab_config"
@@ -264,6 +265,14 @@ class LoadedRun:
     @property
     def classes(self) -> list[str]:
         return list(self.datamodule.classes)
+
+    def require_images(self, verb: str) -> None:
+        """One line instead of a traceback for verbs that only know image inputs."""
+        if not isinstance(self.datamodule, ImageDataModule):
+            raise CnnlabError(
+                f"{self.ckpt_path}: a {type(self.datamodule).__name__} run; cnnlab.{verb} "
+                "takes image checkpoints (for tabular runs use cnnlab.evaluate)"
+            )
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
