@@ -1,4 +1,5 @@
-"""`python -m cnnlab.inspect`: a real subprocess, no data present, nothing written."""
+"""The inspector: a real `python -m cnnlab.inspect` subprocess (no data present, nothing
+written) and, in process, every model option on both datasets."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hydra.utils
 import pytest
 
+from cnnlab.inspect import inspect_config, report
+from cnnlab.inspection import count_params
 from cnnlab.paths import REPO_ROOT
 
 
@@ -73,3 +77,30 @@ def test_inspector_bad_model_option_is_one_line(tmp_path: Path) -> None:
         "cnnlab: error: model: AlexNet has exactly 5 convs, got widths=[8, 8]"
     ]
     assert result.stdout == ""
+
+
+# Receptive fields by hand (geometry only, so the same on 32x32 and 28x28); derivations in
+# test_inspection.py (alexnet, blocknet, resnet18) and test_experiments.py (the other two).
+FIELDS = {
+    "simple_cnn": 16,
+    "cifar10netv2": 81,
+    "alexnet": 40,
+    "blocknet": 45,
+    "resnet18": 109,
+    "resnet": 109,  # depth 18 by default
+}
+
+
+@pytest.mark.parametrize("data", ["cifar10", "fashion_mnist"])
+@pytest.mark.parametrize("model", sorted(FIELDS))
+def test_inspect_every_model(make_cfg, model: str, data: str) -> None:
+    cfg = make_cfg([f"model={model}", f"data={data}"])
+    result = inspect_config(cfg)
+    c, size = (3, 32) if data == "cifar10" else (1, 28)
+    assert result["model"] == model and result["data"] == data
+    assert result["input_shape"] == [c, size, size]
+    assert result["receptive_field"] == FIELDS[model]
+    built = hydra.utils.instantiate(cfg.model, in_channels=c, num_classes=10, image_size=size)
+    assert result["params"] == count_params(built)
+    assert result["layers"][-1].out_shape == [1, 10]  # the last module is the classifier
+    assert json.loads(report(result).splitlines()[-1])["macs"] == result["macs"] > 0
