@@ -136,6 +136,8 @@ RECIPES = {
     "seed004_alexnet": {
         "model._target_": "cnnlab.models.alexnet.AlexNet",
         "model.batch_norm": False,
+        "optim._target_": "torch.optim.Adam",
+        "optim.lr": 1e-4,
         "augment._target_": "cnnlab.augment.NoAugment",
         "scheduler.scheduler": None,
     },
