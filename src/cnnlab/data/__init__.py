@@ -1,0 +1,1 @@
+"""Data modules: one LightningDataModule per data family, reading the canonical files."""
