@@ -63,15 +63,19 @@ class Lookahead(Callback):
             tensor.copy_(average)
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
         step = trainer.global_step
-        if trainer.current_epoch < self.start_epoch or step % self.every_n_steps:
-            return
-        self._update(pl_module, self.decay(step, int(trainer.estimated_stepping_batches)))
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.average is not None:  # end every epoch on the averaged weights
+        if trainer.current_epoch >= self.start_epoch and step % self.every_n_steps == 0:
+            self._update(pl_module, self.decay(step, int(trainer.estimated_stepping_batches)))
+        # End every epoch on the averaged weights, before validation runs on them.
+        last = batch_idx + 1 >= trainer.num_training_batches or step >= trainer.max_steps > 0
+        if last and self.average is not None:
             self._update(pl_module, 1.0)
 
     def state_dict(self) -> dict[str, Any]:

@@ -41,16 +41,19 @@ ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 def patch_covariance(images: torch.Tensor, kernel_size: int, chunk: int = 512) -> torch.Tensor:
     """Second-moment matrix (D x D, D = C*k*k, float64) of every k x k patch of `images`.
 
-    Accumulated in chunks of images so the N*L x D patch matrix is never built whole. The
-    images are normalised (mean ~0), so this is the patch covariance, as in airbench.
+    Accumulated in chunks of images so the N*L x D patch matrix is never built whole; each
+    chunk is one float32 matmul (an einsum in float64 was 50x slower on CPU), summed in
+    float64. The images are normalised (mean ~0), so this is the patch covariance, as in
+    airbench.
     """
     dim = images.shape[1] * kernel_size * kernel_size
     total = torch.zeros(dim, dim, dtype=torch.float64, device=images.device)
     count = 0
     for part in images.split(chunk):
-        patches = F.unfold(part.float().contiguous(), kernel_size).double()  # n x D x L
-        total += torch.einsum("ndl,nel->de", patches, patches)
-        count += patches.shape[0] * patches.shape[2]
+        patches = F.unfold(part.float().contiguous(), kernel_size)  # n x D x L
+        flat = patches.transpose(0, 1).reshape(dim, -1)  # D x (n * L)
+        total += (flat @ flat.T).double()
+        count += flat.shape[1]
     return total / count
 
 
