@@ -45,9 +45,23 @@ class NoAugment:
         return images
 
 
+def to_device(draws: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a few random draws to the batch's device without stalling a GPU.
+
+    A copy from ordinary (pageable) host memory waits until the GPU has finished the work
+    queued before it, which would serialise every training step with its augmentation;
+    from pinned memory the copy is queued like a kernel.
+    """
+    if draws.device == device:
+        return draws
+    if device.type == "cuda":
+        return draws.pin_memory().to(device, non_blocking=True)
+    return draws.to(device)
+
+
 def random_flip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability p."""
-    flip = (torch.rand(images.shape[0], generator=generator) < p).to(images.device)
+    flip = to_device(torch.rand(images.shape[0], generator=generator) < p, images.device)
     return flip_where(images, flip)
 
 
@@ -73,7 +87,7 @@ def alternating_flip(
     """airbench's alternating flip: a fixed random half is mirrored on even epochs, the other
     half on odd epochs, so every image is seen both ways within any two consecutive epochs
     (random flipping leaves ~25% of images unmirrored, or always mirrored, over two epochs)."""
-    flip = base_flip(index.to(images.device), salt) ^ bool(epoch % 2)
+    flip = base_flip(to_device(index, images.device), salt) ^ bool(epoch % 2)
     return flip_where(images, flip)
 
 
@@ -114,9 +128,9 @@ def translate(
     of the batched formulations measured on CPU (bench/augment.py).
     """
     n, c, h, w = images.shape
-    flip = flip.to(images.device) if flip is not None else None
-    rows = source_index(dy.to(images.device), h, padding, mode)  # n x h
-    cols = source_index(dx.to(images.device), w, padding, mode, flip)  # n x w
+    flip = to_device(flip, images.device) if flip is not None else None
+    rows = source_index(to_device(dy, images.device), h, padding, mode)  # n x h
+    cols = source_index(to_device(dx, images.device), w, padding, mode, flip)  # n x w
     flat = rows.clamp(min=0)[:, :, None] * w + cols.clamp(min=0)[:, None, :]  # n x h x w
     index = flat.view(n, 1, h * w).expand(n, c, h * w)
     out = images.reshape(n, c, h * w).gather(2, index).view(n, c, h, w)
@@ -160,10 +174,13 @@ def cutout(
     n, c, h, w = images.shape
     out = images if inplace else images.clone()
     side = torch.arange(size, device=images.device)
-    rows = corner_y.to(images.device).view(-1, 1, 1) + side.view(1, -1, 1)
-    cols = corner_x.to(images.device).view(-1, 1, 1) + side.view(1, 1, -1)
+    rows = to_device(corner_y, images.device).view(-1, 1, 1) + side.view(1, -1, 1)
+    cols = to_device(corner_x, images.device).view(-1, 1, 1) + side.view(1, 1, -1)
     holes = (rows * w + cols).view(n, 1, size * size).expand(n, c, size * size)
-    values = torch.as_tensor(fill, dtype=images.dtype, device=images.device).reshape(1, -1, 1)
+    if isinstance(fill, torch.Tensor):
+        values = to_device(fill.to(images.dtype), images.device).reshape(1, -1, 1)
+    else:
+        values = torch.full((1, 1, 1), fill, dtype=images.dtype, device=images.device)
     out.view(n, c, h * w).scatter_(2, holes, values.expand(n, c, size * size))
     return out
 
@@ -249,7 +266,7 @@ class FlipCrop:
             dy, dx = random_shifts(n, self.padding, generator)
             images, owned = translate(images, dy, dx, self.padding, self.pad_mode, flip), True
         elif flip is not None:
-            images, owned = flip_where(images, flip.to(images.device)), True
+            images, owned = flip_where(images, to_device(flip, images.device)), True
         if self.cutout:
             images = random_cutout(images, generator, self.cutout, self.cutout_fill, owned)
         return images

@@ -269,8 +269,9 @@ class ImageDataModule(L.LightningDataModule):
     # -- on-device batch work --------------------------------------------------------------
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> normalised float batch (in channels_last when asked)."""
-        scale, shift = self._scale.to(images.device), self._shift.to(images.device)
-        out = images.float().mul_(scale).add_(shift)
+        if self._scale.device != images.device:  # moved once, not per batch (no GPU stall)
+            self._scale, self._shift = self._scale.to(images.device), self._shift.to(images.device)
+        out = images.float().mul_(self._scale).add_(self._shift)
         return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -94,5 +94,6 @@ class DeviceBatches:
         order = self.sampler.indices().to(self.images.device, non_blocking=True)
         for stop in stops:
             index = order[stop - b : stop]
-            batch = (self.images[index], self.labels[index])
+            # index_select: ~10x faster than `images[index]` on CPU (measured, uint8 batches)
+            batch = (self.images.index_select(0, index), self.labels.index_select(0, index))
             yield (*batch, index) if self.with_index else batch
