@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import compose_config, write_cifar_batches
-from tests.train_cli import QUIET, explain, run_train
 
 from cnnlab.train import build_run
+from tests.conftest import compose_config, write_cifar_batches
+from tests.train_cli import QUIET, explain, run_train
 
 # 51 test images: odd, so a padding DistributedSampler would evaluate one image twice.
 # Evaluation batches of 8: the two ranks get 26 and 25 images (4 batches each).

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 import torch
-from tests.conftest import compose_config
-from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 
 from cnnlab.checkpointing import AtomicCheckpointIO, read_checkpoint
 from cnnlab.data.sampling import EpochSampler
 from cnnlab.errors import CnnlabError
 from cnnlab.train import train
+from tests.conftest import compose_config
+from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 
 # 180 training images / batch 16 = 12 steps per epoch, 36 in all; last.ckpt every 5 steps.
 # Dropout, flip/crop augmentation, SGD momentum and a per-step OneCycle schedule: every piece

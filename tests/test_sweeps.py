@@ -10,11 +10,11 @@ from pathlib import Path
 import hydra
 import optuna
 import pytest
-from tests.conftest import compose_config
-from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 
 from cnnlab.hydra_callbacks import RefuseExistingRunDir
 from cnnlab.sweep_summary import upsert_row
+from tests.conftest import compose_config
+from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 
 TINY = [
     "data.val_size=20",

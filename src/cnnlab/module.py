@@ -25,6 +25,7 @@ from torchmetrics.classification import (
 )
 
 from cnnlab.errors import CnnlabError
+from cnnlab.tta import TTA_MODES, tta_logits
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -44,9 +45,16 @@ class ClassificationModule(L.LightningModule):
         scheduler_frequency: int = 1,
         label_smoothing: float = 0.0,
         channels_last: bool = False,
+        tta: str = "none",
+        compile: bool = False,
     ) -> None:
         super().__init__()
+        if tta not in TTA_MODES:
+            raise ValueError(f"module.tta must be one of {', '.join(TTA_MODES)} (got {tta})")
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.tta = tta  # test-time augmentation of the test step (cnnlab.tta)
+        if compile:  # torch.compile in place: state_dict keys (and checkpoints) stay the same
+            self.model.compile()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
@@ -94,11 +102,19 @@ class ClassificationModule(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
+    def setup(self, stage: str) -> None:
+        """Data-dependent init (airbench's whitening conv) for models that define
+        `init_from_data`; runs before a resumed checkpoint's weights are restored."""
+        init = getattr(self.model, "init_from_data", None)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and callable(init) and hasattr(datamodule, "init_batch"):
+            init(datamodule.init_batch())
+
     def _step(
-        self, batch: tuple[torch.Tensor, torch.Tensor]
+        self, batch: tuple[torch.Tensor, torch.Tensor], tta: str = "none"
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, labels = batch
-        logits = self(images)
+        logits = tta_logits(self, images, tta)
         return self.criterion(logits, labels), logits, labels
 
     def training_step(
@@ -118,7 +134,7 @@ class ClassificationModule(L.LightningModule):
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, logits, labels = self._step(batch)
+        loss, logits, labels = self._step(batch, self.tta)
         # Probabilities, not logits: AUROC ranks by them (argmax metrics are unchanged).
         self.test_metrics.update(logits.softmax(dim=-1), labels)
         self.test_per_class.update(logits, labels)

@@ -57,5 +57,7 @@ class AlbumentationsRecipe:
         """Called in each DataLoader worker so workers do not repeat each other's draws."""
         self.pipeline.set_random_seed(seed)
 
-    def batch(self, images: torch.Tensor, generator: Any) -> torch.Tensor:
+    def batch(
+        self, images: torch.Tensor, generator: Any, index: Any = None, epoch: int = 0
+    ) -> torch.Tensor:
         return images

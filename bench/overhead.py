@@ -1,0 +1,158 @@
+"""Suite overhead: the same training through Lightning + cnnlab and through a bare loop.
+
+Both sides get the same model (same class, config and seed, so the same initial weights),
+the same training split already in memory, the same batches (the fast path's seeded epoch
+order, the same augmentation calls on the same generator), the same optimizer, schedule
+and loss, the same optimizer steps and the same validation pass at each epoch end. The
+suite runs the recipe as `train.py` builds it, with all its conveniences on (checkpointing,
+TensorBoard logging, LR monitor, progress bar, early stopping, sanity check, metrics); only
+the recipe's extra algorithms (lookahead, bias freezing) are switched off on both sides,
+since the bare loop does not implement them. Runs alternate suite / bare, so load changes
+on a shared machine hit both; the figure is the ratio of the medians (and the pairwise
+ratios). The final weights of both sides are compared to show the work was the same.
+
+    python bench/overhead.py --recipe fmnist_fast_cpu --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from common import Record, compose_train_config, set_threads
+
+from cnnlab.build import build
+from cnnlab.data.device import DeviceBatches
+from cnnlab.data.sampling import EpochSampler
+from cnnlab.train import build_run
+
+NO_EXTRAS = ["callbacks.lookahead=null", "callbacks.freeze_whiten_bias=null"]
+
+
+def config(args: argparse.Namespace, output_dir: Path) -> Any:
+    overrides = [f"experiment={args.recipe}", f"seed={args.seed}", *NO_EXTRAS]
+    overrides.append(f"trainer.max_epochs={args.epochs}")
+    if args.batches:
+        overrides.append(f"+trainer.limit_train_batches={args.batches}")
+    return compose_train_config([*overrides, *args.overrides], output_dir)
+
+
+def run_suite(cfg: Any) -> tuple[float, torch.nn.Module]:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule, module, trainer = build_run(cfg)
+    datamodule.setup("fit")  # file reading is outside the timed span on both sides
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    return time.perf_counter() - started, module.model
+
+
+def run_bare(cfg: Any) -> tuple[float, torch.nn.Module]:
+    """The plain loop: tensors, a permutation, the augmentation ops, forward/backward/step."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build(cfg.data, "data", augment=build(cfg.augment, "augment"))
+    model = build(cfg.model, "model", **dm.model_kwargs())
+    dm.setup("fit")
+    train, val = dm.train_split, dm.val_split
+    started = time.perf_counter()
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if hasattr(model, "init_from_data"):
+        model.init_from_data(dm.init_batch())
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.module.label_smoothing)
+    optimizer = build(cfg.optim, "optim")(params=model.parameters())
+    batch_size, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
+    loader = DeviceBatches(
+        train,
+        batch_size,
+        EpochSampler(train, seed=cfg.seed, shuffle=True),
+        drop_last=cfg.data.drop_last,
+        with_index=True,
+    )
+    per_epoch = min(len(loader), cfg.trainer.get("limit_train_batches") or len(loader))
+    steps = per_epoch * epochs
+    scheduler = build(cfg.scheduler.scheduler, "scheduler")(optimizer=optimizer, total_steps=steps)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for epoch in range(epochs):
+        model.train()
+        loader.sampler.set_epoch(epoch)
+        for step, (images, labels, index) in enumerate(loader):
+            if step == per_epoch:
+                break
+            images = dm.augment.batch(images, generator, index=index, epoch=epoch)
+            loss = criterion(model(dm.normalize(images)), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        model.eval()
+        with torch.inference_mode():
+            correct = 0
+            for images, labels in DeviceBatches(
+                val, cfg.data.eval_batch_size, EpochSampler(val, seed=0, shuffle=False)
+            ):
+                correct += int((model(dm.normalize(images)).argmax(1) == labels).sum())
+    return time.perf_counter() - started, model
+
+
+def max_weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    return max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="fmnist_fast_cpu")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=None, help="train batches per epoch")
+    parser.add_argument("--rounds", type=int, default=3, help="suite/bare pairs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--goal", type=float, default=1.03)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (both sides)")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    record = Record(f"overhead_{args.recipe}", args.out)
+
+    suite_s, bare_s, diffs = [], [], []
+    with tempfile.TemporaryDirectory(prefix="cnnlab_overhead_") as tmp:
+        for r in range(args.rounds):
+            cfg = config(args, Path(tmp) / f"r{r}")
+            order = [("suite", run_suite), ("bare", run_bare)]
+            if r % 2:  # alternate which side goes first
+                order.reverse()
+            models = {}
+            for side, fn in order:
+                seconds, models[side] = fn(cfg)
+                (suite_s if side == "suite" else bare_s).append(round(seconds, 3))
+                print(f"round {r} {side}: {seconds:.2f} s", flush=True)
+            diffs.append(max_weight_difference(models["suite"], models["bare"]))
+            print(f"round {r}: max |suite - bare| weight difference {diffs[-1]:.2e}", flush=True)
+
+    ratio = statistics.median(suite_s) / statistics.median(bare_s)
+    pairwise = [round(s / b, 4) for s, b in zip(suite_s, bare_s, strict=True)]
+    figures = {
+        "recipe": args.recipe,
+        "overrides": args.overrides,
+        "epochs_per_run": args.epochs,
+        "train_batches_per_epoch": args.batches or "all",
+        "suite_s": suite_s,
+        "bare_s": bare_s,
+        "ratio_of_medians": round(ratio, 4),
+        "pairwise_ratios": pairwise,
+        "max_weight_difference": diffs,
+        "goal_ratio": args.goal,
+        "goal_met": ratio <= args.goal,
+    }
+    print(figures)
+    record.write(**figures)
+
+
+if __name__ == "__main__":
+    main()

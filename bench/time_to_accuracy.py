@@ -1,0 +1,197 @@
+"""Time to accuracy: wall time until the official test accuracy first reaches a target.
+
+The suite runs a recipe exactly as `train.py experiment=<recipe>` would build it (Lightning
+Trainer, DataModule, ClassificationModule, the recipe's callbacks); a callback evaluates
+the official test set (with the recipe's test-time augmentation) at the end of every
+epoch and stops the run once the target is reached. Repeated over N seeds. `--reference`
+also runs the bare-PyTorch reference loop (bench/reference_loop.py) in the same process,
+alternating with the suite seed by seed, so both see the same machine load.
+
+Times are reported per epoch, all from the call to `fit` (data loading included):
+- `wall_s`: everything, including the per-epoch test evaluations that this benchmark adds;
+- `train_s`: `wall_s` minus those monitoring evaluations (what a run that only tests at the
+  end would take to get there, plus one final test);
+- `cpu_s`: CPU seconds of the process (all threads) over the same span as `wall_s`. On a
+  CPU shared with other jobs, wall time stretches with the load; CPU time much less so.
+
+    python bench/time_to_accuracy.py --recipe cifar10_fast_cpu --target 0.85 --seeds 3
+    python bench/time_to_accuracy.py --recipe fmnist_fast_cpu --target 0.93 --seeds 3
+    python bench/time_to_accuracy.py --recipe cifar10_fast_cpu --target 0.85 --reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from common import Record, compose_train_config, set_threads
+from lightning.pytorch.callbacks import Callback
+
+from cnnlab.data.device import DeviceBatches
+from cnnlab.data.sampling import EpochSampler
+from cnnlab.train import build_run
+from cnnlab.tta import tta_logits
+
+
+class TestSetMonitor(Callback):
+    """After each training epoch: official test accuracy; stop once it reaches `target`."""
+
+    def __init__(self, target: float, started: list[float], verbose: bool = True) -> None:
+        self.target = target
+        self.started = started  # [wall, cpu] clocks, set just before fit
+        self.verbose = verbose
+        self.monitor_s = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.reached: dict[str, Any] | None = None
+
+    @torch.inference_mode()
+    def test_accuracy(self, trainer: L.Trainer, module: L.LightningModule) -> float:
+        datamodule = trainer.datamodule
+        if datamodule.test_split is None:
+            datamodule.setup("test")
+        split = datamodule._resident_split("test", datamodule.test_split)
+        batches = DeviceBatches(
+            split, datamodule.eval_batch_size, EpochSampler(split, seed=0, shuffle=False)
+        )
+        was_training = module.training
+        module.eval()
+        correct = 0
+        for images, labels in batches:
+            logits = tta_logits(module, datamodule.normalize(images), module.tta)
+            correct += int((logits.argmax(1) == labels).sum())
+        module.train(was_training)
+        return correct / len(datamodule.test_split)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        t0 = time.perf_counter()
+        acc = self.test_accuracy(trainer, pl_module)
+        self.monitor_s += time.perf_counter() - t0
+        wall = time.perf_counter() - self.started[0]
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "test_acc": round(acc, 4),
+            "wall_s": round(wall, 2),
+            "train_s": round(wall - self.monitor_s, 2),
+            "cpu_s": round(time.process_time() - self.started[1], 2),
+            "load_1min": round(os.getloadavg()[0], 2),
+        }
+        self.history.append(row)
+        if self.verbose:
+            print(f"  suite epoch {row['epoch']}: test acc {acc:.4f} at {row['wall_s']:.1f} s")
+        if self.reached is None and acc >= self.target:
+            self.reached = row
+            trainer.should_stop = True
+
+
+def run_suite(recipe: str, seed: int, target: float, overrides: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cnnlab_tta_") as tmp:
+        cfg = compose_train_config(
+            [f"experiment={recipe}", f"seed={seed}", *overrides], Path(tmp) / "run"
+        )
+        L.seed_everything(seed, workers=True, verbose=False)
+        datamodule, module, trainer = build_run(cfg)
+        datamodule.setup("test")  # the monitor's test split, read before the clock starts
+        started = [0.0, 0.0]
+        monitor = TestSetMonitor(target, started)
+        trainer.callbacks.append(monitor)
+        started[:] = [time.perf_counter(), time.process_time()]
+        trainer.fit(module, datamodule=datamodule)
+        total = time.perf_counter() - started[0]
+    return {
+        "seed": seed,
+        "reached": monitor.reached,
+        "epochs": monitor.history,
+        "fit_s": round(total, 2),
+        "max_epochs": int(cfg.trainer.max_epochs),
+    }
+
+
+def summarize(runs: list[dict[str, Any]], target: float, goal_s: float | None) -> dict[str, Any]:
+    times = [r["reached"]["wall_s"] for r in runs if r["reached"]]
+    train_times = [r["reached"]["train_s"] for r in runs if r["reached"]]
+    cpu = [r["reached"]["cpu_s"] for r in runs if r["reached"]]
+    final = [r["epochs"][-1]["test_acc"] for r in runs if r["epochs"]]
+    out: dict[str, Any] = {
+        "target": target,
+        "runs": len(runs),
+        "reached": len(times),
+        "median_wall_s": round(statistics.median(times), 1) if times else None,
+        "max_wall_s": round(max(times), 1) if times else None,
+        "median_train_s": round(statistics.median(train_times), 1) if train_times else None,
+        "median_cpu_s": round(statistics.median(cpu), 1) if cpu else None,
+        "final_test_acc": final,
+    }
+    if goal_s is not None:
+        out["goal_s"] = goal_s
+        out["goal_met"] = bool(times) and len(times) == len(runs) and max(times) <= goal_s
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="cifar10_fast_cpu", help="experiment=<recipe>")
+    parser.add_argument("--target", type=float, default=0.85)
+    parser.add_argument("--goal-s", type=float, default=None, help="the time goal, for the record")
+    parser.add_argument("--seeds", type=int, default=3, help="N seeds: 0..N-1")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--reference", action="store_true", help="also run the bare loop")
+    parser.add_argument("--reference-epochs", type=int, default=8)
+    parser.add_argument("--reference-bf16", action="store_true", help="bf16 autocast (slow here)")
+    parser.add_argument("--out", default=None, help="JSON path (default bench/results/...)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the suite")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    name = f"time_to_accuracy_{args.recipe}_{round(args.target * 100)}"
+    record = Record(name, args.out)
+    data_dir = os.environ.get("CNNLAB_DATA_DIR")
+
+    suite_runs, reference_runs = [], []
+    for seed in range(args.seeds):
+        print(f"[suite] {args.recipe} seed {seed}", flush=True)
+        suite_runs.append(run_suite(args.recipe, seed, args.target, args.overrides))
+        print(f"  reached: {suite_runs[-1]['reached']}", flush=True)
+        if args.reference:
+            from reference_loop import run_reference
+
+            if data_dir is None:
+                sys.exit("--reference needs CNNLAB_DATA_DIR")
+            print(f"[reference] seed {seed}", flush=True)
+            result = run_reference(
+                Path(data_dir),
+                seed,
+                args.reference_epochs,
+                args.target,
+                bf16=args.reference_bf16,
+                on_epoch=lambda row: print(f"  reference epoch {row}", flush=True),
+            )
+            reference_runs.append({"seed": seed, **result})
+            print(f"  reached: {result['reached']}", flush=True)
+
+    figures: dict[str, Any] = {
+        "recipe": args.recipe,
+        "overrides": args.overrides,
+        "suite": summarize(suite_runs, args.target, args.goal_s),
+        "suite_runs": suite_runs,
+    }
+    if args.reference:
+        figures["reference"] = summarize(reference_runs, args.target, None)
+        figures["reference_runs"] = reference_runs
+        figures["reference_config"] = {
+            "epochs": args.reference_epochs,
+            "bf16": args.reference_bf16,
+            "widths": [32, 64, 128],
+        }
+    print({k: v for k, v in figures.items() if not k.endswith("_runs")})
+    record.write(**figures)
+
+
+if __name__ == "__main__":
+    main()
