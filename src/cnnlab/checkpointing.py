@@ -13,7 +13,6 @@ import pickle
 import random
 import signal
 import sys
-import tempfile
 import threading
 import zipfile
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cnnlab.atomic import write_atomic
 from cnnlab.errors import CnnlabError
 
 LAST = "last.ckpt"
@@ -34,16 +34,6 @@ LAST = "last.ckpt"
 
 def _is_local(path: str | os.PathLike) -> bool:
     return "://" not in str(path) or str(path).startswith("file://")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -63,19 +53,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         target = Path(str(path).removeprefix("file://"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
+        write_atomic(target, lambda handle: torch.save(checkpoint, handle))
 
     def load_checkpoint(
         self,

@@ -12,8 +12,6 @@ import contextlib
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
+
+from cnnlab.atomic import write_atomic
 
 try:  # POSIX advisory locks; without them (Windows) updates are still atomic, just unserialised
     import fcntl
@@ -44,17 +44,7 @@ DEFAULT_METRICS = (
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda handle: handle.write(text), mode="w")
 
 
 @contextlib.contextmanager

@@ -188,9 +188,19 @@ class ImageDataModule(L.LightningDataModule):
         }
 
     # -- reading ---------------------------------------------------------------------------
-    def load_split(self, train: bool) -> Split:
-        """The official training (50k/60k) or test (10k) split as uint8 tensors."""
+    def locate(self) -> Path:
+        """The folder holding the canonical files (found, extracted or downloaded)."""
         raise NotImplementedError
+
+    def read_split(self, folder: Path, train: bool) -> Split:
+        """The official training (50k/60k) or test (10k) split of `folder` as uint8 tensors."""
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        self.locate()
+
+    def load_split(self, train: bool) -> Split:
+        return self.read_split(self.locate(), train)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_split is None:

@@ -96,8 +96,8 @@ class CIFAR10DataModule(ImageDataModule):
         super().__init__(**kwargs)
         self.mirror = mirror
 
-    def prepare_data(self) -> None:
-        locate(self.data_dir, self.download, self.mirror)
+    def locate(self) -> Path:
+        return locate(self.data_dir, self.download, self.mirror)
 
-    def load_split(self, train: bool) -> Split:
-        return load_cifar10(locate(self.data_dir, self.download, self.mirror), train)
+    def read_split(self, folder: Path, train: bool) -> Split:
+        return load_cifar10(folder, train)

@@ -126,8 +126,8 @@ class FashionMNISTDataModule(ImageDataModule):
         super().__init__(**kwargs)
         self.mirror = mirror
 
-    def prepare_data(self) -> None:
-        locate(self.data_dir, self.download, self.mirror)
+    def locate(self) -> Path:
+        return locate(self.data_dir, self.download, self.mirror)
 
-    def load_split(self, train: bool) -> Split:
-        return load_fashion_mnist(locate(self.data_dir, self.download, self.mirror), train)
+    def read_split(self, folder: Path, train: bool) -> Split:
+        return load_fashion_mnist(folder, train)
