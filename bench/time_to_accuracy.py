@@ -144,6 +144,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--reference", action="store_true", help="also run the bare loop")
     parser.add_argument("--reference-epochs", type=int, default=8)
+    parser.add_argument(
+        "--reference-seeds", type=int, default=None, help="bare-loop runs (default: --seeds)"
+    )
     parser.add_argument("--reference-bf16", action="store_true", help="bf16 autocast (slow here)")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/...)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the suite")
@@ -158,7 +161,7 @@ def main() -> None:
         print(f"[suite] {args.recipe} seed {seed}", flush=True)
         suite_runs.append(run_suite(args.recipe, seed, args.target, args.overrides))
         print(f"  reached: {suite_runs[-1]['reached']}", flush=True)
-        if args.reference:
+        if args.reference and seed < (args.reference_seeds or args.seeds):
             from reference_loop import run_reference
 
             if data_dir is None:
