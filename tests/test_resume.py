@@ -3,6 +3,7 @@ atomic checkpoint writes; one-line errors for corrupt or foreign checkpoints; se
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 from pathlib import Path
@@ -120,6 +121,20 @@ def test_sigkill_then_resume_ends_identical_to_an_uninterrupted_run(runs: dict[s
     assert {k: metrics_a[k] for k in COMPARED} == {k: metrics_b[k] for k in COMPARED}
     assert metrics_a["per_class"] == metrics_b["per_class"]
     assert Path(metrics_a["best_checkpoint"]).name == Path(metrics_b["best_checkpoint"]).name
+
+
+def validation_rows(run_dir: Path) -> dict[tuple[str, str], str]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        rows = csv.DictReader(handle)
+        return {(r["epoch"], r["step"]): r["val/acc"] for r in rows if r["val/acc"]}
+
+
+def test_resumed_run_keeps_the_metrics_logged_before_each_interruption(runs) -> None:
+    """metrics.csv of the run stopped twice holds every epoch's validation row, as the
+    uninterrupted run's does (Lightning's own CSV writer would delete the file on resume)."""
+    expected = validation_rows(runs["reference"])
+    assert [epoch for epoch, _ in expected] == ["0", "1", "2"]
+    assert validation_rows(runs["interrupted"]) == expected
 
 
 def test_resume_auto_on_a_finished_run_reports_it_without_training(runs, tmp_path) -> None:
