@@ -104,18 +104,6 @@ def set_threads(threads: int | None) -> None:
 
 def compose_train_config(overrides: list[str], output_dir: Path) -> Any:
     """The suite's train config as `train.py` would compose it, with its run dir in `output_dir`."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from cnnlab.cli import compose_run_config
 
-    from cnnlab.paths import CONFIG_DIR
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_run_config(overrides, output_dir)

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from cnnlab.paths import CONFIG_DIR, REPO_ROOT
+from cnnlab.cli import compose_run_config
+from cnnlab.paths import REPO_ROOT
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -116,16 +114,7 @@ def compose_config(
     overrides: list[str], output_dir: Path, data_dir: Path | None = None
 ) -> DictConfig:
     """The train config as Hydra would compose it, with run outputs under `output_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        if data_dir is not None:
-            cfg.paths.data_dir = str(data_dir)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_run_config(overrides, output_dir, data_dir)
 
 
 ConfigFactory = Callable[..., DictConfig]

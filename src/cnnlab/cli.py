@@ -16,14 +16,16 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from cnnlab.errors import CnnlabError
@@ -57,6 +59,24 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         raise CnnlabError(f"{' '.join(overrides) or config_name}: {one_line(err)}") from None
     finally:
         restore_gh_from_backup(backup)
+
+
+def compose_run_config(
+    overrides: Sequence[str], output_dir: Path | str, data_dir: Path | str | None = None
+) -> DictConfig:
+    """The train config as `train.py` composes it, for code that builds runs without Hydra's
+    main (benchmarks, tests): Hydra's runtime config is set, and the run writes to
+    `output_dir` (and reads data from `data_dir`, if given)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        if data_dir is not None:
+            cfg.paths.data_dir = str(data_dir)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def quiet_lightning() -> None:
