@@ -32,16 +32,23 @@ from common import Record, compose_train_config, set_threads
 from cnnlab.build import build
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
+from cnnlab.schedules import schedule_length
 from cnnlab.train import build_run
 
 NO_EXTRAS = ["callbacks.lookahead=null", "callbacks.freeze_whiten_bias=null"]
 
 
+def run_overrides(recipe: str, seed: int, epochs: int, batches: int | None) -> list[str]:
+    """The recipe as both sides run it: `epochs` epochs of `batches` batches (None: all)."""
+    overrides = [f"experiment={recipe}", f"seed={seed}", *NO_EXTRAS]
+    overrides.append(f"trainer.max_epochs={epochs}")
+    if batches:
+        overrides.append(f"+trainer.limit_train_batches={batches}")
+    return overrides
+
+
 def config(args: argparse.Namespace, output_dir: Path) -> Any:
-    overrides = [f"experiment={args.recipe}", f"seed={args.seed}", *NO_EXTRAS]
-    overrides.append(f"trainer.max_epochs={args.epochs}")
-    if args.batches:
-        overrides.append(f"+trainer.limit_train_batches={args.batches}")
+    overrides = run_overrides(args.recipe, args.seed, args.epochs, args.batches)
     return compose_train_config([*overrides, *args.overrides], output_dir)
 
 
@@ -86,7 +93,7 @@ def run_bare(cfg: Any) -> tuple[tuple[float, float], torch.nn.Module]:
         with_index=True,
     )
     per_epoch = min(len(loader), cfg.trainer.get("limit_train_batches") or len(loader))
-    steps = per_epoch * epochs
+    steps = schedule_length(per_epoch * epochs)  # the module's rule, also for short runs
     scheduler = build(cfg.scheduler.scheduler, "scheduler")(optimizer=optimizer, total_steps=steps)
     generator = torch.Generator().manual_seed(cfg.seed)
     for epoch in range(epochs):

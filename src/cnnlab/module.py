@@ -25,6 +25,7 @@ from torchmetrics.classification import (
 )
 
 from cnnlab.errors import CnnlabError
+from cnnlab.schedules import schedule_length
 from cnnlab.tta import TTA_MODES, tta_logits
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -175,9 +176,7 @@ class ClassificationModule(L.LightningModule):
             "total_steps" in inspect.signature(self.scheduler_factory).parameters
             and getattr(self.scheduler_factory, "keywords", {}).get("total_steps") is None
         ):
-            # At least 10: OneCycle's warm-up phase must span >= 1 step even in a
-            # fast_dev_run (1 step), or it divides by zero.
-            kwargs["total_steps"] = max(10, int(self.trainer.estimated_stepping_batches))
+            kwargs["total_steps"] = schedule_length(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,
