@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from cnnlab.checkpointing import AtomicCheckpointIO
+from cnnlab.checkpoints.io import AtomicCheckpointIO
 from cnnlab.models.resnet import ResNet18
 
 

@@ -104,6 +104,6 @@ def set_threads(threads: int | None) -> None:
 
 def compose_train_config(overrides: list[str], output_dir: Path) -> Any:
     """The suite's train config as `train.py` would compose it, with its run dir in `output_dir`."""
-    from cnnlab.cli import compose_run_config
+    from cnnlab.config import compose_run_config
 
     return compose_run_config(overrides, output_dir)

@@ -29,11 +29,11 @@ import lightning as L
 import torch
 from common import Record, compose_train_config, set_threads
 
-from cnnlab.build import build
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
-from cnnlab.schedules import schedule_length
-from cnnlab.train import build_run
+from cnnlab.training.build import build
+from cnnlab.training.module import schedule_length
+from cnnlab.training.task import build_run
 
 NO_EXTRAS = ["callbacks.lookahead=null", "callbacks.freeze_whiten_bias=null"]
 

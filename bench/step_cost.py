@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from common import Record, set_threads
 
-from cnnlab.build import cpu_has_bf16
-from cnnlab.models.airbench import AirbenchNet
+from cnnlab.recipes.airbench.net import AirbenchNet
+from cnnlab.training.build import cpu_has_bf16
 
 
 def step_seconds(

@@ -37,8 +37,8 @@ from lightning.pytorch.callbacks import Callback
 
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
-from cnnlab.train import build_run
-from cnnlab.tta import tta_logits
+from cnnlab.training.task import build_run
+from cnnlab.training.tta import tta_logits
 
 
 class TestSetMonitor(Callback):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig
 
-from cnnlab.cli import compose_run_config
+from cnnlab.config import compose_run_config
 from cnnlab.paths import REPO_ROOT
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -148,7 +148,7 @@ def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     Holds metrics.json, checkpoints/ (best + last) and tensorboard/ like any run; shared by
     the tests of every verb that reads runs or checkpoints.
     """
-    from cnnlab.train import train
+    from cnnlab.training.task import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     cfg = compose_config(

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from cnnlab.models.airbench import AirbenchNet, WhiteningConv, patch_covariance
-from cnnlab.optim import scaled_sgd
-from cnnlab.schedules import warmup_decay, warmup_decay_factor
-from cnnlab.speed_callbacks import Lookahead
-from cnnlab.train import build_run, train
-from cnnlab.tta import shifted, tta_logits
+from cnnlab.recipes.airbench.callbacks import Lookahead
+from cnnlab.recipes.airbench.net import AirbenchNet, WhiteningConv, patch_covariance
+from cnnlab.recipes.airbench.optim import scaled_sgd
+from cnnlab.recipes.airbench.schedule import warmup_decay, warmup_decay_factor
+from cnnlab.training.task import build_run, train
+from cnnlab.training.tta import shifted, tta_logits
 
 
 def correlated_images(n: int = 400, seed: int = 0) -> torch.Tensor:

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from cnnlab.errors import CnnlabError
 from cnnlab.paths import CONFIG_DIR, REPO_ROOT
-from cnnlab.train import run_config, train
-from cnnlab.validate import validate_config
+from cnnlab.training.task import run_config, train
+from cnnlab.training.validation import validate_config
 
 GROUPS = [
     "data",

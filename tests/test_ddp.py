@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.train import build_run
+from cnnlab.training.task import build_run
 from tests.conftest import compose_config, write_cifar_batches
 from tests.train_cli import QUIET, explain, run_train
 

@@ -1,4 +1,4 @@
-"""`cnnlab.describe`: counts, statistics and sample grid of a dataset as it is served."""
+"""`cnnlab.verbs.describe`: counts, statistics and sample grid of a dataset as it is served."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.describe import channel_stats, main
+from cnnlab.verbs.describe import channel_stats, main
 
 
 def test_channel_stats_match_float_arithmetic():

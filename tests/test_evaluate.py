@@ -1,4 +1,4 @@
-"""`cnnlab.evaluate`: a checkpoint scored again must give training's numbers, and bad input
+"""`cnnlab.verbs.evaluate`: a checkpoint scored again must give training's numbers, and bad input
 must end as one line naming the file."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.evaluate import evaluate, main, most_confident_mistakes
-from cnnlab.runs import load_run
+from cnnlab.verbs.evaluate import evaluate, main, most_confident_mistakes
+from cnnlab.verbs.runs import load_run
 
 # Same hardware, same numbers: on CPU (fp32) evaluation repeats training's test pass exactly;
 # on a GPU both run in bf16/cuDNN, where summation order may move the last digits.

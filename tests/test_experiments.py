@@ -1,7 +1,7 @@
 """The zoo through the real train task, and the staged experiment configs.
 
 Every model x dataset and every experiment x dataset runs one `fast_dev_run` step through
-`cnnlab.train.train` on the tiny synthetic data (batches shrunk so each step is quick);
+`cnnlab.training.task.train` on the tiny synthetic data (batches shrunk so each step is quick);
 the experiment recipes are also checked value by value against the seed brief.
 """
 
@@ -18,12 +18,12 @@ from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import OmegaConf
 from torch import nn
 
-from cnnlab.build import build_list
-from cnnlab.inspection import count_params, receptive_field
 from cnnlab.models.cifar10netv2 import CIFAR10Netv2
 from cnnlab.models.simple_cnn import SimpleCNN
 from cnnlab.paths import CONFIG_DIR
-from cnnlab.train import train
+from cnnlab.reporting.inspection import count_params, receptive_field
+from cnnlab.training.build import build_list
+from cnnlab.training.task import train
 
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 # Image experiments (every one must also run with data=fashion_mnist); the tabular case

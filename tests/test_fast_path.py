@@ -10,10 +10,10 @@ from torch.utils.data import DataLoader
 
 from cnnlab.augment import FlipCrop, NoAugment
 from cnnlab.augment.batch import base_flip, cutout, random_shifts, translate
-from cnnlab.build import build
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
 from cnnlab.errors import CnnlabError
+from cnnlab.training.build import build
 
 
 def images_u8(n: int = 48, c: int = 3, h: int = 10, w: int = 9, seed: int = 0) -> torch.Tensor:

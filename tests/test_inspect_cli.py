@@ -1,4 +1,4 @@
-"""The inspector: a real `python -m cnnlab.inspect` subprocess (no data present, nothing
+"""The inspector: a real `cnnlab inspect` subprocess (no data present, nothing
 written) and, in process, every model option on both datasets."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import hydra.utils
 import pytest
 
-from cnnlab.inspect import inspect_config, report
-from cnnlab.inspection import count_params
 from cnnlab.paths import REPO_ROOT
+from cnnlab.reporting.inspection import count_params
+from cnnlab.verbs.inspect_model import inspect_config, report
 
 
 def run_inspect(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def run_inspect(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")])
     env["CNNLAB_DATA_DIR"] = str(cwd / "no_data_here")
     return subprocess.run(
-        [sys.executable, "-m", "cnnlab.inspect", *args],
+        [sys.executable, "-m", "cnnlab", "inspect", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -9,16 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.inspection import (
+from cnnlab.models.alexnet import AlexNet
+from cnnlab.models.blocknet import BlockNet
+from cnnlab.models.resnet import ResNet18
+from cnnlab.reporting.inspection import (
     count_macs,
     format_layer_table,
     inspect_model,
     layer_table,
     receptive_field,
 )
-from cnnlab.models.alexnet import AlexNet
-from cnnlab.models.blocknet import BlockNet
-from cnnlab.models.resnet import ResNet18
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -1,4 +1,4 @@
-"""`cnnlab.predict` on image files (one of them corrupt) and `cnnlab.export` to ONNX."""
+"""`cnnlab.verbs.predict` on image files (one of them corrupt) and `cnnlab.verbs.export` to ONNX."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.export import export
-from cnnlab.predict import main as predict_main
-from cnnlab.runs import load_run
+from cnnlab.verbs.export import export
+from cnnlab.verbs.predict import main as predict_main
+from cnnlab.verbs.runs import load_run
 
 
 @pytest.fixture(scope="module")

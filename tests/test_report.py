@@ -1,4 +1,4 @@
-"""`cnnlab.report` over a small sweep with a failed job, and its HTML in a headless Chromium."""
+"""`cnnlab report` over a small sweep with a failed job, and its HTML in a headless Chromium."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import subprocess
 import pytest
 from PIL import Image
 
-from cnnlab.report import main as report_main
-from cnnlab.report import report
+from cnnlab.verbs.report import main as report_main
+from cnnlab.verbs.report import report
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -75,7 +75,7 @@ def test_report_lists_every_run_and_marks_the_failed_one(written, tiny_run):
     _, *setup = table_rows(text, "Setup")
     assert len(setup) == 3
     assert "SimpleCNN" in setup[0] and "186.11 k" in setup[0]  # rebuilt from the checkpoint config
-    assert "16 px" in setup[0]  # receptive field measured by cnnlab.inspection
+    assert "16 px" in setup[0]  # receptive field measured by cnnlab.reporting.inspection
 
 
 def test_report_pictures_exist_and_decode(written):

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import torch
 
-from cnnlab.checkpointing import AtomicCheckpointIO, read_checkpoint
+from cnnlab.checkpoints.io import AtomicCheckpointIO, read_checkpoint
 from cnnlab.data.sampling import EpochSampler
 from cnnlab.errors import CnnlabError
-from cnnlab.train import train
+from cnnlab.training.task import train
 from tests.conftest import compose_config
 from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 

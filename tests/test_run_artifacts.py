@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnlab import figures
-from cnnlab.callbacks import TrainingCurves
-from cnnlab.runs import load_checkpoint, read_curve
+from cnnlab.reporting import figures
+from cnnlab.training.callbacks.artifacts import TrainingCurves
+from cnnlab.verbs.runs import load_checkpoint, read_curve
 
 
 def png_size(path) -> tuple[int, int]:

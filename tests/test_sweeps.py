@@ -11,8 +11,8 @@ import hydra
 import optuna
 import pytest
 
-from cnnlab.hydra_callbacks import RefuseExistingRunDir
-from cnnlab.sweep_summary import upsert_row
+from cnnlab.sweeps.hydra_callbacks import RefuseExistingRunDir
+from cnnlab.sweeps.summary import upsert_row
 from tests.conftest import compose_config
 from tests.train_cli import QUIET, explain, run_train, signal_callback_args
 

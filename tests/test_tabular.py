@@ -18,11 +18,11 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from cnnlab.data.tabular import RECORD_FILE, TabularDataModule
 from cnnlab.errors import CnnlabError
-from cnnlab.models.mlp import MLP
 from cnnlab.paths import REPO_ROOT
-from cnnlab.train import build_run, train
+from cnnlab.tabular.data import RECORD_FILE, TabularDataModule
+from cnnlab.tabular.mlp import MLP
+from cnnlab.training.task import build_run, train
 from tests.conftest import compose_config
 
 QUIET = [

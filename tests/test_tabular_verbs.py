@@ -17,16 +17,16 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from cnnlab import figures
-from cnnlab.data.tabular import TabularDataModule
-from cnnlab.describe import main as describe_main
-from cnnlab.evaluate import evaluate
-from cnnlab.export import main as export_main
-from cnnlab.inspection import count_macs, inspect_model
-from cnnlab.models.mlp import MLP
-from cnnlab.report import report
-from cnnlab.runs import load_checkpoint, load_run
-from cnnlab.train import train
+from cnnlab.reporting import figures
+from cnnlab.reporting.inspection import count_macs, inspect_model
+from cnnlab.tabular.data import TabularDataModule
+from cnnlab.tabular.mlp import MLP
+from cnnlab.training.task import train
+from cnnlab.verbs.describe import main as describe_main
+from cnnlab.verbs.evaluate import evaluate
+from cnnlab.verbs.export import main as export_main
+from cnnlab.verbs.report import report
+from cnnlab.verbs.runs import load_checkpoint, load_run
 from tests.conftest import compose_config
 
 QUIET = [

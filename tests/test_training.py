@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from cnnlab.build import resolve_precision
 from cnnlab.paths import REPO_ROOT
-from cnnlab.train import build_run, train
+from cnnlab.training.build import resolve_precision
+from cnnlab.training.task import build_run, train
 
 MODELS = ["simple_cnn", "cifar10netv2"]
 DATASETS = ["cifar10", "fashion_mnist"]
@@ -114,7 +114,7 @@ def test_metrics_json_checkpoints_and_tensorboard_events(make_cfg, tmp_path):
 
 
 def test_precision_fits_the_hardware(monkeypatch):
-    import cnnlab.build as build
+    import cnnlab.training.build as build
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

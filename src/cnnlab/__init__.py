@@ -5,5 +5,5 @@ from cnnlab.paths import register_resolvers
 __version__ = "0.1.0"
 
 # Configs refer to `${cnnlab.root:}`; registering here means any import of the package
-# (train.py, tests, `python -m cnnlab.<verb>`) can compose them.
+# (train.py, tests, `cnnlab <verb>`) can compose them.
 register_resolvers()

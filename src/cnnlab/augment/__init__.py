@@ -6,7 +6,7 @@ Every option of the `augment` config group is one class with the same two faces:
 The DataModule asks which face is live; it never switches on the option's name.
 """
 
-from cnnlab.augment.albumentations_recipe import AlbumentationsRecipe
+from cnnlab.augment.albumentations_adapter import AlbumentationsRecipe
 from cnnlab.augment.batch import Augment, FlipCrop, NoAugment
 
 __all__ = ["AlbumentationsRecipe", "Augment", "FlipCrop", "NoAugment"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,23 +28,10 @@ from torch.utils.data import DataLoader, Dataset
 from cnnlab.augment import Augment, NoAugment
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler, expect_exact_mid_epoch_resume
+from cnnlab.data.split import Split
 from cnnlab.errors import CnnlabError
 
 LOADERS = ("device", "dataloader")
-
-
-@dataclass
-class Split:
-    """Images (uint8, N x C x H x W) and their int64 labels."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, indices: torch.Tensor) -> Split:
-        return Split(self.images[indices], self.labels[indices])
 
 
 class IndexBatchDataset(Dataset):

@@ -19,13 +19,11 @@ run replays the same order and skips the samples it already trained.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:  # base.py imports this module
-    from cnnlab.data.base import Split
-    from cnnlab.data.sampling import EpochSampler
+from cnnlab.data.sampling import EpochSampler
+from cnnlab.data.split import Split
 
 
 class DeviceBatches:

@@ -30,7 +30,8 @@ class BranchAttentionBlock(nn.Module):
 
     The gate sees only the channel means of the block input (a global pool), so it adds
     ``C_in * L + L`` parameters and no spatial context of its own; the receptive field of
-    the block is that of its largest conv branch (see :func:`cnnlab.inspection.receptive_field`).
+    the block is that of its largest conv branch (see
+    :func:`cnnlab.reporting.inspection.receptive_field`).
     """
 
     def __init__(

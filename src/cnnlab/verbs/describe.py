@@ -1,4 +1,4 @@
-"""Describe a dataset as the DataModule serves it: `python -m cnnlab.describe data=<name>`.
+"""Describe a dataset as the DataModule serves it: `cnnlab describe data=<name>`.
 
 Classes, images per class in the train / val / test splits (val is the run's seeded split
 of the official training set), input dimensionality, per-channel mean and std computed
@@ -8,10 +8,10 @@ itself (`describe_markdown()`: the tabular sets, with features and their types, 
 distribution and preprocessing steps) supplies its own Markdown instead. The Markdown is
 printed and written to describe.md (beside samples.png for images).
 Examples:
-  python -m cnnlab.describe data=fashion_mnist
-  python -m cnnlab.describe data=cifar10 samples_per_class=12 out_dir=/tmp/cifar
-  python -m cnnlab.describe data=diabetes
-  python -m cnnlab.describe data=csv data.path=my.csv data.target=label
+  cnnlab describe data=fashion_mnist
+  cnnlab describe data=cifar10 samples_per_class=12 out_dir=/tmp/cifar
+  cnnlab describe data=diabetes
+  cnnlab describe data=csv data.path=my.csv data.target=label
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from omegaconf import DictConfig
 
-from cnnlab import figures
-from cnnlab.build import build
-from cnnlab.cli import parse
 from cnnlab.data.base import Split
 from cnnlab.errors import CnnlabError, exits_cleanly
-from cnnlab.markdown import table
-from cnnlab.runs import output_dir
+from cnnlab.reporting import figures
+from cnnlab.reporting.markdown import table
+from cnnlab.training.build import build
+from cnnlab.verbs.cli import parse
+from cnnlab.verbs.runs import output_dir
 
 MARKDOWN_FILE, SAMPLES_FILE = "describe.md", "samples.png"
 # How the datasets are written in their papers (a DataModule's `name` is a config name).

@@ -1,4 +1,4 @@
-"""Classify image files with a checkpoint: `python -m cnnlab.predict ckpt_path=<ckpt> inputs=<x>`.
+"""Classify image files with a checkpoint: `cnnlab predict ckpt_path=<ckpt> inputs=<x>`.
 
 `inputs` is one image, a directory (every file in it) or a glob. Any size or mode is read
 with Pillow, converted to the model's channels (grey or RGB) and fitted to its input size
@@ -6,8 +6,8 @@ with Pillow, converted to the model's channels (grey or RGB) and fitted to its i
 the rest are still predicted. Prints the top-k classes per image and writes
 predictions.csv and predictions.json.
 Examples:
-  python -m cnnlab.predict ckpt_path=<run>/checkpoints/last.ckpt inputs=photos/
-  python -m cnnlab.predict ckpt_path=<ckpt> inputs='photos/*.jpg' top_k=5 out_dir=/tmp/pred
+  cnnlab predict ckpt_path=<run>/checkpoints/last.ckpt inputs=photos/
+  cnnlab predict ckpt_path=<ckpt> inputs='photos/*.jpg' top_k=5 out_dir=/tmp/pred
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.cli import parse
 from cnnlab.errors import CnnlabError, exits_cleanly
-from cnnlab.runs import LoadedRun, load_run, output_dir
+from cnnlab.verbs.cli import parse
+from cnnlab.verbs.runs import LoadedRun, load_run, output_dir
 
 RESIZE_MODES = ("pad", "crop", "stretch")
 CSV_FILE, JSON_FILE = "predictions.csv", "predictions.json"

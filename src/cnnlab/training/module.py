@@ -25,8 +25,20 @@ from torchmetrics.classification import (
 )
 
 from cnnlab.errors import CnnlabError
-from cnnlab.schedules import schedule_length
-from cnnlab.tta import TTA_MODES, tta_logits
+from cnnlab.training.tta import TTA_MODES, tta_logits
+
+MIN_SCHEDULE_STEPS = 10
+
+
+def schedule_length(optimizer_steps: int) -> int:
+    """The `total_steps` a run-length schedule gets for a run of `optimizer_steps` steps.
+
+    At least MIN_SCHEDULE_STEPS: OneCycle's warm-up phase must span >= 1 step even in a
+    fast_dev_run (1 step), or it divides by zero. One rule, so that a hand-written loop
+    (bench/overhead.py) follows exactly the schedule the module gives a truncated run.
+    """
+    return max(MIN_SCHEDULE_STEPS, int(optimizer_steps))
+
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -53,7 +65,7 @@ class ClassificationModule(L.LightningModule):
         if tta not in TTA_MODES:
             raise ValueError(f"module.tta must be one of {', '.join(TTA_MODES)} (got {tta})")
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
-        self.tta = tta  # test-time augmentation of the test step (cnnlab.tta)
+        self.tta = tta  # test-time augmentation of the test step (cnnlab.training.tta)
         if compile:  # torch.compile in place: state_dict keys (and checkpoints) stay the same
             self.model.compile()
         self.optimizer_factory = optimizer

@@ -16,7 +16,7 @@ Each trick is a constructor switch (and so a `model.*` override):
 - `batchnorm_momentum`, `batchnorm_weight`: BatchNorm with airbench's running-average
   weight 0.6 (torch momentum 0.4) and no trainable scale (only the shift trains).
 - `bias_lr_scale`: tags each BatchNorm bias with `lr_scale` (64 in airbench): the
-  `cnnlab.optim.scaled_sgd` optimizer gives tagged parameters that multiple of the
+  `cnnlab.recipes.airbench.optim.scaled_sgd` optimizer gives tagged parameters that multiple of the
   learning rate (and divides their weight decay by it, keeping decay per step unchanged).
 - `convs_per_block`: 2 (airbench94) or 3 (airbench96: the last two convs of each block
   wrapped in a residual connection).
@@ -82,7 +82,7 @@ def batch_norm(channels: int, momentum: float, train_weight: bool, lr_scale: flo
     """airbench's BatchNorm: running average weight `momentum`, frozen scale, tagged shift."""
     norm = nn.BatchNorm2d(channels, eps=1e-12, momentum=1.0 - momentum)
     norm.weight.requires_grad_(train_weight)
-    norm.bias.lr_scale = lr_scale  # read by cnnlab.optim.scaled_sgd
+    norm.bias.lr_scale = lr_scale  # read by cnnlab.recipes.airbench.optim.scaled_sgd
     return norm
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.checkpointing import LAST, check_resumable, read_checkpoint
+from cnnlab.checkpoints.io import LAST, check_resumable, read_checkpoint
 from cnnlab.errors import CnnlabError
 
 METRICS_FILE = "metrics.json"

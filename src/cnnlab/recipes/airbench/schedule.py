@@ -11,18 +11,6 @@ from __future__ import annotations
 
 import torch
 
-MIN_SCHEDULE_STEPS = 10
-
-
-def schedule_length(optimizer_steps: int) -> int:
-    """The `total_steps` a run-length schedule gets for a run of `optimizer_steps` steps.
-
-    At least MIN_SCHEDULE_STEPS: OneCycle's warm-up phase must span >= 1 step even in a
-    fast_dev_run (1 step), or it divides by zero. One rule, so that a hand-written loop
-    (bench/overhead.py) follows exactly the schedule the module gives a truncated run.
-    """
-    return max(MIN_SCHEDULE_STEPS, int(optimizer_steps))
-
 
 def warmup_decay_factor(
     step: int, total_steps: int, start: float, peak: float, end: float

@@ -9,8 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from cnnlab.checkpoints.resume import resume_mode
 from cnnlab.errors import CnnlabError, fail
-from cnnlab.resume import resume_mode
 
 
 def _resuming(config: DictConfig) -> bool:

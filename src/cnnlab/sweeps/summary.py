@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cnnlab.atomic import write_atomic
+from cnnlab.checkpoints.atomic import write_atomic
 
 try:  # POSIX advisory locks; without them (Windows) updates are still atomic, just unserialised
     import fcntl

@@ -1,4 +1,4 @@
-"""Compare runs: `python -m cnnlab.report <run dir | multirun dir> ... [out_dir=...]`.
+"""Compare runs: `cnnlab report <run dir | multirun dir> ... [out_dir=...]`.
 
 Writes report.md (images beside it) and report.html (the same report, self-contained:
 every image embedded, no scripts, nothing fetched) with:
@@ -11,8 +11,8 @@ every image embedded, no scripts, nothing fetched) with:
     against each swept hyperparameter;
   - the runs beside published results for the same dataset, with sources.
 Examples:
-  python -m cnnlab.report outputs/runs/<run a> outputs/runs/<run b>
-  python -m cnnlab.report outputs/multiruns/<sweep> out_dir=/tmp/report title="LR sweep"
+  cnnlab report outputs/runs/<run a> outputs/runs/<run b>
+  cnnlab report outputs/multiruns/<sweep> out_dir=/tmp/report title="LR sweep"
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import figures
-from cnnlab.callbacks import CONFUSION_FILE, CURVES_FILE
-from cnnlab.cli import parse
-from cnnlab.describe import TITLES
 from cnnlab.errors import CnnlabError, exits_cleanly
-from cnnlab.inspection import count_macs, count_params, receptive_field
-from cnnlab.markdown import table
-from cnnlab.references import CAVEATS, references_for
-from cnnlab.runs import (
+from cnnlab.reporting import figures
+from cnnlab.reporting.inspection import count_macs, count_params, receptive_field
+from cnnlab.reporting.markdown import table
+from cnnlab.reporting.references import CAVEATS, references_for
+from cnnlab.training.callbacks.artifacts import CONFUSION_FILE, CURVES_FILE
+from cnnlab.verbs.cli import parse
+from cnnlab.verbs.describe import TITLES
+from cnnlab.verbs.runs import (
     best_checkpoint,
     build_datamodule,
     build_model,
@@ -463,7 +463,7 @@ def build_report(run_dirs: Sequence[Path], out: Path, title: str) -> tuple[str, 
         "",
         f"{len(runs)} run(s), {len(ok)} with test metrics"
         + (f", **{len(failed)} failed or unfinished**" if failed else "")
-        + f". Generated {time.strftime('%Y-%m-%d %H:%M')} by `python -m cnnlab.report`.",
+        + f". Generated {time.strftime('%Y-%m-%d %H:%M')} by `cnnlab report`.",
         "",
     ]
     if tested_acc(ok):
@@ -603,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = command.cfg
     if not command.paths:
         raise CnnlabError(
-            "name at least one run dir or multirun dir: python -m cnnlab.report outputs/runs/<run>"
+            "name at least one run dir or multirun dir: cnnlab report outputs/runs/<run>"
         )
     find_runs(command.paths)  # fail on a bad path before creating anything
     out = output_dir(cfg.out_dir, default_out(command.paths, cfg.paths.log_dir))

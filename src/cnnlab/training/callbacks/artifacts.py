@@ -1,7 +1,7 @@
 """Lightning callbacks that turn a run into pictures: training curves and test artifacts.
 
 Both are config entries of `conf/callbacks/default.yaml`, so every `train.py` run gets them;
-`cnnlab.evaluate` attaches `ClassificationReport` to its own test pass (one writer per file).
+`cnnlab.verbs.evaluate` attaches `ClassificationReport` to its own test pass (one writer per file).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from cnnlab import figures
-from cnnlab.markdown import per_class_table
+from cnnlab.reporting import figures
+from cnnlab.reporting.markdown import per_class_table
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
 from cnnlab.errors import CnnlabError
-from cnnlab.module import ClassificationModule, OptimizerFactory, SchedulerFactory
+from cnnlab.training.module import ClassificationModule, OptimizerFactory, SchedulerFactory
 
 LOSSES = ("mse", "huber")
 

@@ -1,7 +1,7 @@
 """The train task: validate -> build -> fit -> test the best checkpoint -> metrics.json.
 
 `train(cfg)` is importable and tested; `main()` is the Hydra entry used by `train.py` and
-the `cnnlab-train` console script.
+`cnnlab train`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.build import build, build_list, resolve_precision
-from cnnlab.checkpointing import exit_after_interrupt
-from cnnlab.ddp import refuse_script_relaunch_in_multirun
+from cnnlab.checkpoints.resume import finished_metrics, start_checkpoint
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.paths import CONFIG_DIR
-from cnnlab.resume import finished_metrics, start_checkpoint
-from cnnlab.validate import validate_config
+from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
+from cnnlab.training.build import build, build_list, resolve_precision
+from cnnlab.training.callbacks.resume import exit_after_interrupt
+from cnnlab.training.validation import validate_config
 
 METRICS_FILE = "metrics.json"
 

@@ -28,10 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
-from cnnlab.build import build
-from cnnlab.cli import compose_config
+from cnnlab.config import compose_config
 from cnnlab.data.base import ImageDataModule
 from cnnlab.errors import CnnlabError
+from cnnlab.training.build import build
 
 CONFIG_KEY = "cnnlab_config"
 METRICS_FILE = "metrics.json"
@@ -271,7 +271,7 @@ class LoadedRun:
         if not isinstance(self.datamodule, ImageDataModule):
             raise CnnlabError(
                 f"{self.ckpt_path}: a {type(self.datamodule).__name__} run; cnnlab.{verb} "
-                "takes image checkpoints (for tabular runs use cnnlab.evaluate)"
+                "takes image checkpoints (for tabular runs use cnnlab.verbs.evaluate)"
             )
 
     @property

@@ -1,4 +1,4 @@
-"""Export a checkpoint to ONNX and prove it: `python -m cnnlab.export ckpt_path=<ckpt> format=onnx`.
+"""Export a checkpoint to ONNX and prove it: `cnnlab export ckpt_path=<ckpt> format=onnx`.
 
 The file takes normalised float images (N x C x H x W, any N) named `images` and returns
 `logits`; the normalisation (mean/std), class names and input shape are stored in the
@@ -7,8 +7,8 @@ runs the file on real test images and every logit must match PyTorch within `tol
 (default 1e-4); otherwise the file is removed and the command fails.
 Needs the optional extra: pip install -e '.[onnx]'
 Examples:
-  python -m cnnlab.export ckpt_path=<run>/checkpoints/last.ckpt format=onnx
-  python -m cnnlab.export ckpt_path=<ckpt> out=/tmp/model.onnx verify_images=1000
+  cnnlab export ckpt_path=<run>/checkpoints/last.ckpt format=onnx
+  cnnlab export ckpt_path=<ckpt> out=/tmp/model.onnx verify_images=1000
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from cnnlab.cli import parse
 from cnnlab.errors import CnnlabError, exits_cleanly
-from cnnlab.runs import LoadedRun, load_run
+from cnnlab.verbs.cli import parse
+from cnnlab.verbs.runs import LoadedRun, load_run
 
 FORMATS = ("onnx",)
 

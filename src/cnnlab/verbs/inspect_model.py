@@ -1,9 +1,9 @@
-"""The inspector: `python -m cnnlab.inspect model=<m> data=<d>` (or `cnnlab-inspect ...`).
+"""The inspector: `cnnlab inspect model=<m> data=<d>`.
 
 Builds the model exactly as training does (the data module's `model_kwargs()` give input
 channels, class count and image size) and prints what it is made of: the per-layer table
 from Lightning's ModelSummary, total parameters, multiply-accumulates per image and the
-theoretical receptive field of the final feature map (see `cnnlab.inspection`). The last
+theoretical receptive field of the final feature map (see `cnnlab.reporting.inspection`). The last
 line is one JSON object so scripts can read the figures without parsing the table.
 
 Why a data module is built at all: the input shape and class count belong to the dataset,
@@ -24,10 +24,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cnnlab.build import build
 from cnnlab.errors import CnnlabError, exits_cleanly
-from cnnlab.inspection import format_layer_table, inspect_model
 from cnnlab.paths import CONFIG_DIR
+from cnnlab.reporting.inspection import format_layer_table, inspect_model
+from cnnlab.training.build import build
 
 
 def inspect_config(cfg: DictConfig) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Make a dataset available offline-first: `python -m cnnlab.fetch fashion_mnist|cifar10`.
+"""Make a dataset available offline-first: `cnnlab fetch fashion_mnist|cifar10`.
 
 Order for Fashion-MNIST, cheapest and most offline first:
 1. already in the data dir (`FashionMNIST/raw/`) or Debian's `/usr/share/datasets/fashion-mnist/`;

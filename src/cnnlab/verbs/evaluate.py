@@ -1,4 +1,4 @@
-"""Evaluate any checkpoint on a data split: `python -m cnnlab.evaluate ckpt_path=<ckpt>`.
+"""Evaluate any checkpoint on a data split: `cnnlab evaluate ckpt_path=<ckpt>`.
 
 Model and data config come back from the checkpoint (or its run dir), and so does a
 tabular run's fitted preprocessing; `split=val` scores the run's own validation split.
@@ -10,8 +10,8 @@ Writes into a new output dir:
   misclassified.png     the most confidently wrong images, with true/predicted class
                         (image data)
 Examples:
-  python -m cnnlab.evaluate ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt
-  python -m cnnlab.evaluate ckpt_path=<ckpt> split=val out_dir=/tmp/eval
+  cnnlab evaluate ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt
+  cnnlab evaluate ckpt_path=<ckpt> split=val out_dir=/tmp/eval
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab import figures
-from cnnlab.baseline import HasFeatureArrays
-from cnnlab.build import build, resolve_precision
-from cnnlab.callbacks import CONFUSION_FILE, PER_CLASS_FILE, ClassificationReport
-from cnnlab.cli import parse
 from cnnlab.errors import CnnlabError, exits_cleanly
-from cnnlab.runs import LoadedRun, load_run, output_dir
+from cnnlab.reporting import figures
+from cnnlab.tabular.baseline import HasFeatureArrays
+from cnnlab.training.build import build, resolve_precision
+from cnnlab.training.callbacks.artifacts import CONFUSION_FILE, PER_CLASS_FILE, ClassificationReport
+from cnnlab.verbs.cli import parse
+from cnnlab.verbs.runs import LoadedRun, load_run, output_dir
 
 SPLITS = ("test", "val")
 MISCLASSIFIED_FILE = "misclassified.png"

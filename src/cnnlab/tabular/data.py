@@ -40,7 +40,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
 from cnnlab.errors import CnnlabError
-from cnnlab.markdown import table
+from cnnlab.reporting.markdown import table
 
 TASKS = ("classification", "regression")
 SPLITS = ("train", "val", "test")
@@ -503,7 +503,7 @@ class TabularDataModule(L.LightningDataModule):
         }
 
     def describe_markdown(self) -> str:
-        """`summary()` as the Markdown of `python -m cnnlab.describe data=<this option>`."""
+        """`summary()` as the Markdown of `cnnlab describe data=<this option>`."""
         facts = self.summary()
         features, target, splits = facts["features"], facts["target"], facts["splits"]
         split = facts["split"]
@@ -569,7 +569,7 @@ class TabularDataModule(L.LightningDataModule):
         )
 
     def eval_dataloader(self, split: str) -> DataLoader:
-        """Any split in file order, for `cnnlab.evaluate split=val|test`."""
+        """Any split in file order, for `cnnlab.verbs.evaluate split=val|test`."""
         if split not in SPLITS:
             raise CnnlabError(f"split={split} is not one of {', '.join(SPLITS)}")
         return self._loader(split, self.eval_batch_size, shuffle=False)

@@ -1,4 +1,4 @@
-"""Published test accuracies that cnnlab results are placed beside in `cnnlab.report`.
+"""Published test accuracies that cnnlab results are placed beside in `cnnlab.verbs.report`.
 
 Only figures read in their source are listed, each with that source (papers: He et al.,
 "Deep Residual Learning for Image Recognition"; Jordan, "94% on CIFAR-10 in 3.29 Seconds

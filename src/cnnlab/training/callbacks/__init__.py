@@ -1,0 +1,1 @@
+"""Every Lightning callback of the core, one file per concern."""

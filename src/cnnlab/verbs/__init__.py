@@ -1,0 +1,2 @@
+"""The verbs beyond training (`cnnlab <verb> key=value ...`): fetch, describe, inspect,
+evaluate, predict, export, report."""
