@@ -5,7 +5,7 @@ PYTHON ?= python3
 # `make setup` is idempotent: the stamp records what was installed and from which pyproject.
 SETUP_STAMP := .setup.stamp
 
-.PHONY: setup train test lint clean-stamp
+.PHONY: setup train test test-fast lint clean-stamp
 
 setup: $(SETUP_STAMP)
 
@@ -21,6 +21,10 @@ train: setup
 
 test: setup
 	$(PYTHON) -m pytest
+
+# The inner loop: unit layers only (no end-to-end processes, no slow real-data runs).
+test-fast: setup
+	$(PYTHON) -m pytest --ignore=tests/e2e -m "not slow"
 
 lint: setup
 	$(PYTHON) -m ruff check .

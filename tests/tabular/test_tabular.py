@@ -8,8 +8,6 @@ the preprocessing and the errors live.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +16,11 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
+from cnnlab.config import compose_run_config
 from cnnlab.errors import CnnlabError
-from cnnlab.paths import REPO_ROOT
 from cnnlab.tabular.data import RECORD_FILE, TabularDataModule
 from cnnlab.tabular.mlp import MLP
 from cnnlab.training.task import build_run, train
-from tests.conftest import compose_config
 
 QUIET = [
     "callbacks.rich_progress_bar=null",
@@ -38,7 +35,7 @@ def run(overrides: list[str], out: Path) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        metrics = train(compose_config([*overrides, *QUIET], out))
+        metrics = train(compose_run_config([*overrides, *QUIET], out))
     finally:
         torch.set_num_threads(threads)
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -208,42 +205,18 @@ def test_bad_csv_fails_with_one_line_naming_file_and_column(case, tmp_path):
         assert word in message, (word, message)
 
 
-def test_bad_csv_through_train_py_exits_with_one_line(tmp_path):
-    csv = tmp_path / "bad.csv"
-    csv.write_text("sqm,label\n" + "".join(f"{i},a\n" for i in range(9)) + "n/a!,b\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "train.py"),
-            "data=csv",
-            f"data.path={csv}",
-            "data.target=label",
-            "model=mlp",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert lines[-1].startswith(f"cnnlab: error: {csv}: column 'sqm'"), proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "run" / "metrics.json").exists()
-
-
 # -- task wiring --------------------------------------------------------------------------
 def test_data_option_picks_the_module_and_monitor(tmp_path):
-    cfg = compose_config(["data=diabetes"], tmp_path)
+    cfg = compose_run_config(["data=diabetes"], tmp_path)
     assert cfg.module._target_.endswith("RegressionModule")
     assert cfg.model._target_.endswith("MLP") and cfg.augment._target_.endswith("NoAugment")
     assert cfg.callbacks.model_checkpoint.monitor == "val/r2" == cfg.scheduler.monitor
     assert cfg.callbacks.early_stopping.mode == "max"
-    cfg = compose_config(["data=breast_cancer"], tmp_path)
+    cfg = compose_run_config(["data=breast_cancer"], tmp_path)
     assert cfg.module._target_.endswith("ClassificationModule")
     assert cfg.callbacks.model_checkpoint.monitor == "val/acc"
     # The command line still wins over what the data option picks.
-    cfg = compose_config(["data=diabetes", "module=classification", "model=resnet"], tmp_path)
+    cfg = compose_run_config(["data=diabetes", "module=classification", "model=resnet"], tmp_path)
     assert cfg.module._target_.endswith("ClassificationModule")
     assert cfg.model._target_.endswith("ResNet")
 
@@ -257,7 +230,7 @@ def test_data_option_picks_the_module_and_monitor(tmp_path):
 )
 def test_module_and_data_task_must_agree(overrides, words, tmp_path):
     with pytest.raises(CnnlabError) as err:
-        build_run(compose_config(["model=mlp", *overrides], tmp_path))
+        build_run(compose_run_config(["model=mlp", *overrides], tmp_path))
     for word in words:
         assert word in str(err.value)
 

@@ -20,7 +20,7 @@ from cnnlab.data.cifar10 import CIFAR10DataModule
 from cnnlab.data.fashion_mnist import FashionMNISTDataModule
 from cnnlab.data.files import md5sum
 from cnnlab.errors import CnnlabError
-from tests.conftest import write_cifar_batches, write_fashion_files
+from tests.helpers.data import write_cifar_batches, write_fashion_files
 
 CIFAR_STATS = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]}
 FASHION_STATS = {"mean": [0.2860], "std": [0.3530]}

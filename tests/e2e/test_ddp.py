@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.config import compose_run_config
 from cnnlab.training.task import build_run
-from tests.conftest import compose_config, write_cifar_batches
-from tests.train_cli import QUIET, explain, run_train
+from tests.helpers.data import write_cifar_batches
+from tests.helpers.train_cli import QUIET, explain, run_train
 
 # 51 test images: odd, so a padding DistributedSampler would evaluate one image twice.
 # Evaluation batches of 8: the two ranks get 26 and 25 images (4 batches each).
@@ -34,7 +35,7 @@ def test_two_process_cpu_evaluation_equals_one_process(tmp_path: Path) -> None:
     assert "MEMBER: 2/2" in result.stdout + result.stderr  # really two processes
     two = json.loads((run_dir / "metrics.json").read_text())
 
-    cfg = compose_config(["trainer=cpu", *EVAL_ARGS], tmp_path / "single", data)
+    cfg = compose_run_config(["trainer=cpu", *EVAL_ARGS], tmp_path / "single", data)
     datamodule, module, trainer = build_run(cfg)
     (one,) = trainer.test(
         module, datamodule=datamodule, ckpt_path=two["best_checkpoint"], verbose=False

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra.utils
 import pytest
 import torch
@@ -13,8 +11,9 @@ from torch import nn
 from cnnlab.models.alexnet import AlexNet
 from cnnlab.models.blocknet import BlockNet
 from cnnlab.models.resnet import ResNet, ResNet18
+from cnnlab.paths import CONFIG_DIR
 
-CONF_MODEL = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF_MODEL = CONFIG_DIR / "model"
 
 # (in_channels, image_size, num_classes): CIFAR-10-like and Fashion-MNIST-like inputs, with a
 # class count other than 10 so that a hard-coded head would show.

@@ -11,10 +11,10 @@ import hydra
 import optuna
 import pytest
 
+from cnnlab.config import compose_run_config
 from cnnlab.sweeps.hydra_callbacks import RefuseExistingRunDir
 from cnnlab.sweeps.summary import upsert_row
-from tests.conftest import compose_config
-from tests.train_cli import QUIET, explain, run_train, signal_callback_args
+from tests.helpers.train_cli import QUIET, explain, run_train, signal_callback_args
 
 TINY = [
     "data.val_size=20",
@@ -81,12 +81,12 @@ def test_sweep_summary_failure_kill_and_resume(tmp_path: Path, synthetic_data_di
 def test_a_used_sweep_dir_is_refused_without_resume(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     (sweep / "0").mkdir(parents=True)
-    cfg = compose_config([f"hydra.sweep.dir={sweep}"], tmp_path / "run")
+    cfg = compose_run_config([f"hydra.sweep.dir={sweep}"], tmp_path / "run")
     with pytest.raises(SystemExit) as stop:
         RefuseExistingRunDir().on_multirun_start(cfg)
     assert stop.value.code == 2
     RefuseExistingRunDir().on_multirun_start(
-        compose_config([f"hydra.sweep.dir={sweep}", "resume=auto"], tmp_path / "run")
+        compose_run_config([f"hydra.sweep.dir={sweep}", "resume=auto"], tmp_path / "run")
     )
 
 
@@ -143,7 +143,7 @@ def test_optuna_search_continues_the_same_study(tmp_path: Path, synthetic_data_d
     ],
 )
 def test_launcher_and_sweeper_configs_compose(tmp_path, overrides, target, expected) -> None:
-    cfg = compose_config(overrides, tmp_path / "run")
+    cfg = compose_run_config(overrides, tmp_path / "run")
     node = cfg.hydra.sweeper if "hparams_search=optuna" in overrides else cfg.hydra.launcher
     assert node._target_.endswith(target)
     assert {key: node[key] for key in expected} == expected

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from omegaconf import OmegaConf
 
@@ -114,42 +110,3 @@ def test_val_size_leaving_no_training_images_on_small_data(make_cfg):
     cfg = make_cfg(["data=fashion_mnist", "data.val_size=240", "debug=fast"])
     with pytest.raises(CnnlabError, match="leaves no training images"):
         train(cfg)
-
-
-def run_cli(
-    *args: str, cwd: Path = REPO_ROOT, env_data: Path | None = None
-) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ}
-    if env_data is not None:
-        env["CNNLAB_DATA_DIR"] = str(env_data)
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
-def test_cli_bad_value_is_one_line_and_exit_2(tmp_path, synthetic_data_dir):
-    result = run_cli(
-        "optim.lr=-1", f"hydra.run.dir={tmp_path / 'run'}", env_data=synthetic_data_dir
-    )
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.strip()]
-    assert errors == ["cnnlab: error: optim.lr must be > 0 (got -1); e.g. optim.lr=0.01"]
-
-
-def test_cli_refuses_to_reuse_a_run_dir_and_keeps_its_files(tmp_path, synthetic_data_dir):
-    run_dir = tmp_path / "old_run"
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "config.yaml").write_text("precious: true\n")
-    (run_dir / "metrics.json").write_text('{"test/acc": 0.9}\n')
-    result = run_cli("debug=fast", f"hydra.run.dir={run_dir}", env_data=synthetic_data_dir)
-    assert result.returncode == 2
-    assert "already holds a run" in result.stderr and str(run_dir) in result.stderr
-    assert (run_dir / ".hydra" / "config.yaml").read_text() == "precious: true\n"
-    assert (run_dir / "metrics.json").read_text() == '{"test/acc": 0.9}\n'

@@ -12,12 +12,10 @@ from typing import Any
 import pytest
 import torch
 
-from cnnlab.checkpoints.io import AtomicCheckpointIO, read_checkpoint
-from cnnlab.data.sampling import EpochSampler
+from cnnlab.config import compose_run_config
 from cnnlab.errors import CnnlabError
 from cnnlab.training.task import train
-from tests.conftest import compose_config
-from tests.train_cli import QUIET, explain, run_train, signal_callback_args
+from tests.helpers.train_cli import QUIET, explain, run_train, signal_callback_args
 
 # 180 training images / batch 16 = 12 steps per epoch, 36 in all; last.ckpt every 5 steps.
 # Dropout, flip/crop augmentation, SGD momentum and a per-step OneCycle schedule: every piece
@@ -52,7 +50,7 @@ def train_here(overrides: list[str], run_dir: Path, data_dir: Path) -> dict[str,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return train(compose_config(overrides, run_dir, data_dir))
+        return train(compose_run_config(overrides, run_dir, data_dir))
     finally:
         torch.set_num_threads(threads)
 
@@ -141,7 +139,7 @@ def test_resume_auto_on_a_finished_run_reports_it_without_training(runs, tmp_pat
     reference = runs["reference"]
     before = (reference / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     # No data at all: a finished run must not even load it.
-    metrics = train(compose_config(["resume=auto", *RUN_ARGS], reference, tmp_path / "none"))
+    metrics = train(compose_run_config(["resume=auto", *RUN_ARGS], reference, tmp_path / "none"))
     assert (reference / "checkpoints" / "last.ckpt").stat().st_mtime_ns == before
     assert metrics == json.loads((reference / "metrics.json").read_text())
 
@@ -174,51 +172,3 @@ def test_resume_auto_refuses_a_run_dir_of_another_config(make_cfg, runs) -> None
     cfg = make_cfg(["resume=auto", "optim.lr=0.5", *RUN_ARGS], output_dir=runs["interrupted"])
     with pytest.raises(CnnlabError, match=r"another config \(optim\.lr: 0\.05 -> 0\.5 and 1 more"):
         train(cfg)
-
-
-def test_atomic_save_keeps_the_old_file_when_killed_mid_write(tmp_path, monkeypatch) -> None:
-    io, target = AtomicCheckpointIO(), tmp_path / "last.ckpt"
-    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, target)
-
-    def torn_save(obj: Any, handle: Any) -> None:
-        handle.write(b"PK\x03\x04 half a zip")
-        raise KeyboardInterrupt  # the process dies mid-write
-
-    monkeypatch.setattr(torch, "save", torn_save)
-    with pytest.raises(KeyboardInterrupt):
-        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 2}, target)
-    assert read_checkpoint(target)["global_step"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
-
-
-# -- data order ----------------------------------------------------------------------------
-def test_training_order_is_a_pure_function_of_seed_and_epoch() -> None:
-    data = range(103)
-    first, again = (
-        EpochSampler(data, seed=7, shuffle=True),
-        EpochSampler(data, seed=7, shuffle=True),
-    )
-    torch.manual_seed(0)  # the global RNG plays no part
-    first.set_epoch(3)
-    torch.manual_seed(1)
-    again.set_epoch(3)
-    assert list(first) == list(again)
-    again.set_epoch(4)
-    assert list(first) != list(again)
-    assert list(EpochSampler(data, seed=8, shuffle=True)) != list(
-        EpochSampler(data, seed=7, shuffle=True)
-    )
-
-    resumed = EpochSampler(data, seed=7, shuffle=True)
-    resumed.resume_at(3, 32)  # 2 batches of 16 done in epoch 3
-    assert list(resumed) == list(first)[32:]
-    assert len(resumed) == 103 and list(resumed) == list(first)  # the skip applies once
-
-
-def test_shards_cover_evaluation_exactly_once_and_training_evenly() -> None:
-    data = range(51)
-    evals = [list(EpochSampler(data, seed=0, shuffle=False, rank=r, world_size=2)) for r in (0, 1)]
-    assert sorted(evals[0] + evals[1]) == list(range(51))  # no padding, no duplicate
-    trains = [EpochSampler(data, seed=0, shuffle=True, rank=r, world_size=2) for r in (0, 1)]
-    shards = [list(s) for s in trains]
-    assert len(shards[0]) == len(shards[1]) == 25 and not set(shards[0]) & set(shards[1])

@@ -17,6 +17,7 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
+from cnnlab.config import compose_run_config
 from cnnlab.reporting import figures
 from cnnlab.reporting.inspection import count_macs, inspect_model
 from cnnlab.tabular.data import TabularDataModule
@@ -27,7 +28,6 @@ from cnnlab.verbs.evaluate import evaluate
 from cnnlab.verbs.export import main as export_main
 from cnnlab.verbs.report import report
 from cnnlab.verbs.runs import load_checkpoint, load_run
-from tests.conftest import compose_config
 
 QUIET = [
     "callbacks.rich_progress_bar=null",
@@ -40,7 +40,7 @@ def run(overrides: list[str], out: Path, data_dir: Path | None = None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: thread hand-offs cost more than the math
     try:
-        return train(compose_config([*overrides, *QUIET], out, data_dir))
+        return train(compose_run_config([*overrides, *QUIET], out, data_dir))
     finally:
         torch.set_num_threads(threads)
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from cnnlab.paths import REPO_ROOT
 from cnnlab.training.build import resolve_precision
 from cnnlab.training.task import build_run, train
 
@@ -134,33 +130,11 @@ def test_precision_fits_the_hardware(monkeypatch):
 
 
 @pytest.mark.real_data
-def test_canonical_call_on_real_cifar10_prints_metrics_and_paths(real_data_dir, tmp_path):
-    run_dir = tmp_path / "canonical"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "model=cifar10netv2",
-            "optim=adamw",
-            "debug=fast",
-            f"hydra.run.dir={run_dir}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CNNLAB_DATA_DIR": str(real_data_dir)},
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "test/f1" in result.stdout and f"Run dir:     {run_dir}" in result.stdout
-
-
-@pytest.mark.real_data
 @pytest.mark.slow
 def test_fashion_mnist_learns_to_85_percent_in_one_short_epoch(real_data_dir, tmp_path):
-    from tests.conftest import compose_config
+    from cnnlab.config import compose_run_config
 
-    cfg = compose_config(
+    cfg = compose_run_config(
         ["experiment=quickstart", "trainer.max_epochs=1", *QUIET], tmp_path / "run", real_data_dir
     )
     metrics = train(cfg)

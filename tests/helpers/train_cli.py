@@ -63,10 +63,16 @@ def signal_callback_args(
 
 
 def run_train(
-    args: Sequence[str], extra_path: Path | None = None, timeout: float = 300
+    args: Sequence[str],
+    extra_path: Path | None = None,
+    timeout: float = 300,
+    data_dir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python train.py *args` with this checkout's cnnlab, on 1 thread (bitwise repeatable)."""
+    """`python train.py *args` with this checkout's cnnlab, on 1 thread (bitwise repeatable);
+    `data_dir` becomes CNNLAB_DATA_DIR."""
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LOCAL_RANK")}
+    if data_dir is not None:
+        env["CNNLAB_DATA_DIR"] = str(data_dir)
     paths = [str(SRC)] + ([str(extra_path)] if extra_path else [])
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["OMP_NUM_THREADS"] = "1"
