@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.errors import CnnlabError
 from cnnlab.paths import CONFIG_DIR
@@ -37,14 +38,21 @@ def one_line(err: Exception) -> str:
     return text
 
 
-def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+def compose_config(
+    config_name: str, overrides: Sequence[str] = (), hydra_node: bool = False
+) -> DictConfig:
     """`conf/<config_name>.yaml` composed with `overrides`, leaving Hydra's global state as
-    it was (a verb may run inside tests or another Hydra app)."""
+    it was (a verb may run inside tests or another Hydra app); `hydra_node` keeps Hydra's
+    own node, as `@hydra.main` would see it."""
     backup = get_gh_backup()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name=config_name, overrides=list(overrides))
+            return compose(
+                config_name=config_name,
+                overrides=list(overrides),
+                return_hydra_config=hydra_node,
+            )
     except HydraException as err:
         raise CnnlabError(f"{' '.join(overrides) or config_name}: {one_line(err)}") from None
     finally:
@@ -57,9 +65,7 @@ def compose_run_config(
     """The train config as `train.py` composes it, for code that builds runs without Hydra's
     main (benchmarks, tests): Hydra's runtime config is set, and the run writes to
     `output_dir` (and reads data from `data_dir`, if given)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+    cfg = compose_config("train", overrides, hydra_node=True)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         cfg.hydra.runtime.output_dir = str(output_dir)
@@ -67,3 +73,11 @@ def compose_run_config(
             cfg.paths.data_dir = str(data_dir)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def config_to_save(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved run config without Hydra's own node: what a checkpoint stores so that
+    it can be rebuilt (and resumed, evaluated, exported) without its run dir."""
+    resolved = OmegaConf.to_container(cfg, resolve=False)
+    resolved.pop("hydra", None)
+    return OmegaConf.to_container(OmegaConf.create(resolved), resolve=True)

@@ -17,6 +17,7 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
+from cnnlab.checkpoints.io import read_checkpoint
 from cnnlab.config import compose_run_config
 from cnnlab.reporting import figures
 from cnnlab.reporting.inspection import count_macs, inspect_model
@@ -27,7 +28,7 @@ from cnnlab.verbs.describe import main as describe_main
 from cnnlab.verbs.evaluate import evaluate
 from cnnlab.verbs.export import main as export_main
 from cnnlab.verbs.report import report
-from cnnlab.verbs.runs import load_checkpoint, load_run
+from cnnlab.verbs.runs import load_run
 
 QUIET = [
     "callbacks.rich_progress_bar=null",
@@ -154,7 +155,7 @@ def test_training_curves_draw_r2_when_there_is_no_accuracy():
 def test_regression_run_curves_and_no_classification_artifacts(diabetes_run):
     out, metrics = diabetes_run
     assert (out / "curves.png").is_file()
-    state = load_checkpoint(out / "checkpoints" / "last.ckpt")["callbacks"]
+    state = read_checkpoint(out / "checkpoints" / "last.ckpt")["callbacks"]
     curves = next(v for k, v in state.items() if k.startswith("TrainingCurves"))
     history = [curves["epochs"][e] for e in sorted(curves["epochs"])]
     # last.ckpt is written while its own epoch's row is being filled: it may lag one epoch.
@@ -192,7 +193,7 @@ def test_evaluate_reproduces_the_test_metrics(which, request, tmp_path):
 def test_evaluate_uses_the_checkpoint_preprocessing(diabetes_run):
     _, trained = diabetes_run
     ckpt = trained["best_checkpoint"]
-    stored = load_checkpoint(ckpt)["TabularDataModule"]["preprocessing"]["fitted"]
+    stored = read_checkpoint(ckpt)["TabularDataModule"]["preprocessing"]["fitted"]
     # Another split seed: a refit transform would see other training rows.
     overrides = OverridesParser.create().parse_overrides(["data.split_seed=1"])
     loaded = load_run(ckpt, overrides)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
+from cnnlab.config import config_to_save
 from cnnlab.errors import CnnlabError
 from cnnlab.paths import CONFIG_DIR, REPO_ROOT
-from cnnlab.training.task import run_config, train
+from cnnlab.training.task import train
 from cnnlab.training.validation import validate_config
 
 GROUPS = [
@@ -36,7 +37,7 @@ def options(group: str) -> list[str]:
 def test_every_group_option_composes_and_names_one_class(make_cfg, override):
     cfg = make_cfg([override], small_val=False)
     group, _ = override.split("=")
-    run_config(cfg)  # every interpolation of the run's config resolves
+    config_to_save(cfg)  # every interpolation of the run's config resolves
     if group in ("data", "model", "optim", "augment", "trainer"):
         assert "_target_" in cfg[group], f"{override} must map to a class via _target_"
 

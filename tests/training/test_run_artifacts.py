@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from cnnlab.checkpoints.io import read_checkpoint
 from cnnlab.reporting import figures
 from cnnlab.training.callbacks.artifacts import TrainingCurves
-from cnnlab.verbs.runs import load_checkpoint, read_curve
+from cnnlab.verbs.runs import read_curve
 
 
 def png_size(path) -> tuple[int, int]:
@@ -58,7 +59,7 @@ def test_a_run_leaves_curves_confusion_matrix_and_per_class_table(tiny_run):
 
     # curves.png: the figure size training_curves() promises, drawn from what was logged.
     assert png_size(tiny_run / "curves.png") == (1500, 420)
-    state = load_checkpoint(tiny_run / "checkpoints" / "last.ckpt")["callbacks"]["TrainingCurves"]
+    state = read_checkpoint(tiny_run / "checkpoints" / "last.ckpt")["callbacks"]["TrainingCurves"]
     recorded = [state["epochs"][e]["val/acc"] for e in sorted(state["epochs"])]
     epochs, logged = read_curve(tiny_run, "val/acc")
     assert epochs == [1.0, 2.0]

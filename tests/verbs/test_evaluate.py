@@ -103,7 +103,8 @@ def test_missing_or_corrupt_checkpoint_fails_with_one_line(tmp_path, capsys, con
     assert exit_info.value.code == 2
     line = error_line(capsys)
     assert str(ckpt) in line
-    assert ("no such file" if content is None else "not a readable PyTorch checkpoint") in line
+    assert ("no such checkpoint file" if content is None else "corrupt or unreadable") in line
+    assert "weights_only" not in line  # torch's advice would send the user the wrong way
 
 
 def test_bad_split_and_missing_ckpt_path_are_one_line(capsys):

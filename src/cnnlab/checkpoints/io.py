@@ -21,6 +21,7 @@ from cnnlab.checkpoints.atomic import write_atomic
 from cnnlab.errors import CnnlabError
 
 LAST = "last.ckpt"
+ZIP_MAGIC = b"PK\x03\x04"  # every file torch.save writes is a zip archive
 
 
 def _is_local(path: str | os.PathLike) -> bool:
@@ -58,9 +59,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def read_checkpoint(
     path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool | None = None
 ) -> dict[str, Any]:
-    """Load a checkpoint; a missing, truncated or foreign file is one CnnlabError naming it."""
-    if _is_local(path) and not Path(str(path)).is_file():
-        raise CnnlabError(f"{path}: checkpoint not found; check ckpt_path=")
+    """Load a checkpoint; a missing, truncated or foreign file is one CnnlabError naming it.
+
+    The one reader of checkpoint files: resume, evaluation, export and reports all use it.
+    """
+    if _is_local(path):
+        local = Path(str(path).removeprefix("file://")).expanduser()
+        if local.is_dir():
+            raise CnnlabError(f"{path} is a directory; pass a .ckpt file inside it")
+        if not local.is_file():
+            raise CnnlabError(
+                f"{path}: no such checkpoint file; pass a .ckpt from <run>/checkpoints/"
+            )
+        path = local
     try:
         checkpoint = TorchCheckpointIO.load_checkpoint(
             TorchCheckpointIO(), path, map_location=map_location, weights_only=weights_only
@@ -73,16 +84,32 @@ def read_checkpoint(
         pickle.UnpicklingError,
         zipfile.BadZipFile,
     ) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise CnnlabError(
-            f"{path}: corrupt or unreadable checkpoint ({reason}); "
-            "pass another file with ckpt_path= or start a fresh run dir"
+            f"{path}: corrupt or unreadable checkpoint ({_load_failure(path, err)}); "
+            "use another checkpoint of the run (<run>/checkpoints/), or start a fresh run dir"
         ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CnnlabError(
-            f"{path}: not a Lightning checkpoint (no state_dict); pass a cnnlab .ckpt"
+            f"{path}: not a Lightning checkpoint (no state_dict); pass a .ckpt written by "
+            "train.py"
         )
     return checkpoint
+
+
+def _load_failure(path: str | os.PathLike, err: BaseException) -> str:
+    """torch's reason in a few words. Its advice about `weights_only` is left out: for a
+    file that is not a checkpoint, loading it with fewer safety checks is never the fix."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        head = b""
+    if head and head != ZIP_MAGIC:
+        return "not a PyTorch checkpoint: torch.save writes a zip archive, this is none"
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if "weights_only" in first or "Weights only" in first:
+        return "it holds objects that a safe load refuses: not written by train.py?"
+    return first[:160]
 
 
 def check_resumable(

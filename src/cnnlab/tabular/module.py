@@ -8,16 +8,14 @@ monitored score: higher is better, like `val/acc`, so checkpointing, early stopp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
 from cnnlab.errors import CnnlabError
-from cnnlab.training.module import ClassificationModule, OptimizerFactory, SchedulerFactory
+from cnnlab.training.module import OptimizerFactory, SchedulerFactory, TaskModule
 
 LOSSES = ("mse", "huber")
 
@@ -33,13 +31,13 @@ def regression_metrics(prefix: str) -> MetricCollection:
     )
 
 
-class RegressionModule(L.LightningModule):
+class RegressionModule(TaskModule):
     """A single-output model trained on a real-valued target, metrics in the target's units."""
 
     def __init__(
         self,
         model: nn.Module,
-        optimizer: OptimizerFactory,
+        optimizer: OptimizerFactory | None,
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         scheduler_monitor: str = "val/r2",
@@ -48,7 +46,6 @@ class RegressionModule(L.LightningModule):
         huber_delta: float = 1.0,
         class_names: Sequence[str] = (),
     ) -> None:
-        super().__init__()
         if len(class_names):
             raise CnnlabError(
                 f"module=regression got a classification dataset (classes: "
@@ -57,15 +54,16 @@ class RegressionModule(L.LightningModule):
             )
         if loss not in LOSSES:
             raise CnnlabError(f"module.loss must be one of {', '.join(LOSSES)} (got {loss!r})")
-        self.model = model
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.scheduler_interval = scheduler_interval
-        self.scheduler_monitor = scheduler_monitor
-        self.scheduler_frequency = scheduler_frequency
+        super().__init__(
+            model,
+            optimizer,
+            scheduler,
+            scheduler_interval,
+            scheduler_monitor,
+            scheduler_frequency,
+        )
         # huber_delta is in the target's units (the loss sees de-standardised predictions).
         self.criterion = nn.HuberLoss(delta=huber_delta) if loss == "huber" else nn.MSELoss()
-        self.run_config: dict[str, Any] | None = None
         self.val_metrics = regression_metrics("val/")
         self.test_metrics = regression_metrics("test/")
 
@@ -104,8 +102,3 @@ class RegressionModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
-
-    # The optimizer/scheduler wiring and the self-describing checkpoint are the classifier's,
-    # shared as the same functions rather than copied.
-    configure_optimizers = ClassificationModule.configure_optimizers
-    on_save_checkpoint = ClassificationModule.on_save_checkpoint

@@ -1,8 +1,10 @@
-"""The one LightningModule for classification: loss, metrics, optimizer/scheduler wiring.
+"""The task modules: one base that owns training wiring, one subclass per task.
 
 Models stay plain `nn.Module`s; everything about *training* them lives here. Optimizer
 and scheduler arrive as partially-instantiated callables from their config groups, so
-adding an optimizer is a YAML file, not a code change.
+adding an optimizer is a YAML file, not a code change. `TaskModule` owns that wiring and
+the run config saved in every checkpoint; a task (classification here, regression in the
+tabular case study) adds only its loss and metrics.
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ from torchmetrics.classification import (
 )
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models import InitFromData
 from cnnlab.training.tta import TTA_MODES, tta_logits
 
 MIN_SCHEDULE_STEPS = 10
+CONFIG_KEY = "cnnlab_config"  # where a checkpoint keeps the run config that wrote it
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
 
 
 def schedule_length(optimizer_steps: int) -> int:
@@ -40,17 +47,75 @@ def schedule_length(optimizer_steps: int) -> int:
     return max(MIN_SCHEDULE_STEPS, int(optimizer_steps))
 
 
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., Any]
+class TaskModule(L.LightningModule):
+    """A plain model plus what training it needs: optimizer/scheduler wiring, data-dependent
+    init, and a self-describing checkpoint. Subclasses add the loss and the metrics."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerFactory | None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str = "val/acc",
+        scheduler_frequency: int = 1,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.scheduler_monitor = scheduler_monitor
+        self.scheduler_frequency = scheduler_frequency
+        # The run config, attached by the train task and stored in every checkpoint
+        # (on_save_checkpoint), so a checkpoint says which config wrote it.
+        self.run_config: dict[str, Any] | None = None
+
+    def setup(self, stage: str) -> None:
+        """Data-dependent init for models that ask for it (`InitFromData`); runs before a
+        resumed checkpoint's weights are restored."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and isinstance(self.model, InitFromData) and datamodule is not None:
+            self.model.init_from_data(datamodule.init_batch())
+
+    def results(self) -> dict[str, Any]:
+        """Entries for metrics.json beyond the logged test scalars (after a test pass)."""
+        return {}
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs: dict[str, Any] = {}
+        # Schedules that need the run length (OneCycle) declare `total_steps`; the trainer knows it.
+        if (
+            "total_steps" in inspect.signature(self.scheduler_factory).parameters
+            and getattr(self.scheduler_factory, "keywords", {}).get("total_steps") is None
+        ):
+            kwargs["total_steps"] = schedule_length(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": self.scheduler_interval,
+                "monitor": self.scheduler_monitor,
+                "frequency": self.scheduler_frequency,
+            },
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint[CONFIG_KEY] = self.run_config
 
 
-class ClassificationModule(L.LightningModule):
+class ClassificationModule(TaskModule):
     """Cross-entropy training with torchmetrics accuracy, macro and per-class P/R/F1."""
 
     def __init__(
         self,
         model: nn.Module,
-        optimizer: OptimizerFactory,
+        optimizer: OptimizerFactory | None,
         class_names: Sequence[str],
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
@@ -61,18 +126,19 @@ class ClassificationModule(L.LightningModule):
         tta: str = "none",
         compile: bool = False,
     ) -> None:
-        super().__init__()
         if tta not in TTA_MODES:
             raise ValueError(f"module.tta must be one of {', '.join(TTA_MODES)} (got {tta})")
-        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        super().__init__(
+            model.to(memory_format=torch.channels_last) if channels_last else model,
+            optimizer,
+            scheduler,
+            scheduler_interval,
+            scheduler_monitor,
+            scheduler_frequency,
+        )
         self.tta = tta  # test-time augmentation of the test step (cnnlab.training.tta)
         if compile:  # torch.compile in place: state_dict keys (and checkpoints) stay the same
             self.model.compile()
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.scheduler_interval = scheduler_interval
-        self.scheduler_monitor = scheduler_monitor
-        self.scheduler_frequency = scheduler_frequency
         self.class_names = list(class_names)
         if len(self.class_names) < 2:
             raise CnnlabError(
@@ -80,9 +146,6 @@ class ClassificationModule(L.LightningModule):
                 "target; add module=regression (data.task=regression needs it too)"
             )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        # The Hydra config of the run is attached by the train task and stored in every
-        # checkpoint (see on_save_checkpoint) so a checkpoint is self-describing.
-        self.run_config: dict[str, Any] | None = None
 
         n = len(self.class_names)
         self.train_acc = MulticlassAccuracy(num_classes=n, average="micro")
@@ -114,14 +177,6 @@ class ClassificationModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
-
-    def setup(self, stage: str) -> None:
-        """Data-dependent init (airbench's whitening conv) for models that define
-        `init_from_data`; runs before a resumed checkpoint's weights are restored."""
-        init = getattr(self.model, "init_from_data", None)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and callable(init) and hasattr(datamodule, "init_batch"):
-            init(datamodule.init_batch())
 
     def _step(
         self, batch: tuple[torch.Tensor, torch.Tensor], tta: str = "none"
@@ -178,28 +233,5 @@ class ClassificationModule(L.LightningModule):
             sync_dist=True,
         )
 
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        kwargs: dict[str, Any] = {}
-        # Schedules that need the run length (OneCycle) declare `total_steps`; the trainer knows it.
-        if (
-            "total_steps" in inspect.signature(self.scheduler_factory).parameters
-            and getattr(self.scheduler_factory, "keywords", {}).get("total_steps") is None
-        ):
-            kwargs["total_steps"] = schedule_length(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": self.scheduler_interval,
-                "monitor": self.scheduler_monitor,
-                "frequency": self.scheduler_frequency,
-            },
-        }
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.run_config is not None:
-            checkpoint["cnnlab_config"] = self.run_config
+    def results(self) -> dict[str, Any]:
+        return {"per_class": self.per_class_results} if self.per_class_results else {}

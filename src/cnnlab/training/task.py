@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.checkpoints.resume import finished_metrics, start_checkpoint
+from cnnlab.config import config_to_save
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
@@ -29,13 +30,6 @@ from cnnlab.training.callbacks.resume import exit_after_interrupt
 from cnnlab.training.validation import validate_config
 
 METRICS_FILE = "metrics.json"
-
-
-def run_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved run config without Hydra's own node: what a checkpoint needs to be rebuilt."""
-    resolved = OmegaConf.to_container(cfg, resolve=False)
-    resolved.pop("hydra", None)
-    return OmegaConf.to_container(OmegaConf.create(resolved), resolve=True)
 
 
 def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
@@ -52,7 +46,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule
         scheduler_monitor=cfg.scheduler.monitor,
         class_names=datamodule.classes,
     )
-    module.run_config = run_config(cfg)
+    module.run_config = config_to_save(cfg)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["precision"] = resolve_precision(
         trainer_cfg.get("accelerator", "auto"), trainer_cfg.get("precision", "auto")
@@ -88,7 +82,7 @@ def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (or resume), test the best checkpoint on the official test set, write `metrics.json`."""
     validate_config(cfg)
-    current = run_config(cfg)
+    current = config_to_save(cfg)
     finished = finished_metrics(cfg, current)
     if finished is not None:  # resume=auto on a finished run: nothing left to do
         return finished
@@ -114,8 +108,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics.update(
             {k: float(v) for k, v in results[0].items() if not k.startswith("test_per_class/")}
         )
-        if hasattr(module, "per_class_results"):  # classification only
-            metrics["per_class"] = module.per_class_results
+        metrics.update(module.results())  # e.g. per-class scores
         for callback in trainer.callbacks:  # non-numeric entries, e.g. the baseline's name
             if isinstance(callback, ReportsMetrics):
                 metrics.update(callback.report())

@@ -44,17 +44,14 @@ from cnnlab.training.callbacks.artifacts import CONFUSION_FILE, CURVES_FILE
 from cnnlab.verbs.cli import parse
 from cnnlab.verbs.describe import TITLES
 from cnnlab.verbs.runs import (
-    best_checkpoint,
     build_datamodule,
     build_model,
-    checkpoint_config,
+    config_of_run_dir,
     find_runs,
-    load_checkpoint,
     output_dir,
     read_curve,
     read_metrics,
     saved_choices,
-    saved_config,
     saved_overrides,
 )
 
@@ -158,16 +155,6 @@ def parse_override(text: str) -> tuple[str, Any] | None:
     return key.lstrip("+~"), parsed
 
 
-def run_config(run_dir: Path) -> DictConfig | None:
-    """The saved Hydra config, else the config stored in the run's checkpoint."""
-    cfg = saved_config(run_dir)
-    if cfg is None:
-        ckpt = best_checkpoint(run_dir)
-        if ckpt is not None:
-            cfg = checkpoint_config(load_checkpoint(ckpt), ckpt)
-    return cfg
-
-
 def inspect_run(summary: RunSummary, cache: dict[str, tuple[int, int, int | None, str]]) -> None:
     """Params, MACs and receptive field of the model rebuilt from the run's config."""
     if summary.cfg is None:
@@ -201,7 +188,7 @@ def summarize(run_dir: Path, index: int, cache: dict) -> RunSummary:
         overrides=overrides,
     )
     try:
-        summary.cfg = run_config(run_dir)
+        summary.cfg = config_of_run_dir(run_dir)
         inspect_run(summary, cache)
     except CnnlabError as err:
         summary.problems.append(str(err))

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
+from cnnlab.checkpoints.io import read_checkpoint
 from cnnlab.config import compose_config
 from cnnlab.data.base import ImageDataModule
 from cnnlab.errors import CnnlabError
 from cnnlab.training.build import build
+from cnnlab.training.module import CONFIG_KEY
 
-CONFIG_KEY = "cnnlab_config"
 METRICS_FILE = "metrics.json"
 HYDRA_DIR = ".hydra"
 # Groups of conf/train.yaml that `key=option` may swap in a recovered run config.
@@ -41,33 +40,6 @@ RUN_GROUPS = ("data", "model", "augment", "optim", "scheduler")
 
 
 # ----------------------------------------------------------------------------- checkpoints
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint as a dict (weights only: no code runs while loading)."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CnnlabError(f"ckpt_path={path}: no such file; pass a .ckpt from <run>/checkpoints/")
-    if path.is_dir():
-        raise CnnlabError(f"ckpt_path={path} is a directory; pass a .ckpt file inside it")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        EOFError,
-        RuntimeError,
-        OSError,
-        ValueError,
-    ) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CnnlabError(
-            f"{path}: not a readable PyTorch checkpoint ({reason[:120]}); "
-            "the file is corrupt or truncated: use another checkpoint of the run"
-        ) from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise CnnlabError(f"{path}: not a Lightning checkpoint (it has no state_dict)")
-    return checkpoint
 
 
 def run_dir_of(ckpt_path: Path) -> Path | None:
@@ -136,8 +108,8 @@ def saved_overrides(run_dir: Path) -> list[str]:
         return []
 
 
-def checkpoint_config(checkpoint: dict[str, Any], ckpt_path: Path) -> DictConfig:
-    """The run config stored in the checkpoint, else the run dir's `.hydra/config.yaml`."""
+def config_of_checkpoint(checkpoint: dict[str, Any], ckpt_path: Path) -> DictConfig:
+    """The run config stored in the checkpoint, else its run dir's `.hydra/config.yaml`."""
     stored = checkpoint.get(CONFIG_KEY)
     if isinstance(stored, dict):
         return OmegaConf.create(stored)
@@ -148,6 +120,16 @@ def checkpoint_config(checkpoint: dict[str, Any], ckpt_path: Path) -> DictConfig
             f"{ckpt_path}: holds no cnnlab config and no <run>/.hydra/config.yaml is beside it; "
             "use a checkpoint written by train.py"
         )
+    return cfg
+
+
+def config_of_run_dir(run_dir: Path) -> DictConfig | None:
+    """The run dir's saved Hydra config, else the config stored in its best checkpoint."""
+    cfg = saved_config(run_dir)
+    if cfg is None:
+        ckpt = best_checkpoint(run_dir)
+        if ckpt is not None:
+            cfg = config_of_checkpoint(read_checkpoint(ckpt, weights_only=True), ckpt)
     return cfg
 
 
@@ -297,8 +279,8 @@ class LoadedRun:
 def load_run(ckpt_path: str | Path, overrides: list[Override] | None = None) -> LoadedRun:
     """Checkpoint -> config (+ overrides) -> DataModule and model with the trained weights."""
     path = Path(ckpt_path).expanduser()
-    checkpoint = load_checkpoint(path)
-    cfg = apply_run_overrides(checkpoint_config(checkpoint, path), overrides or [])
+    checkpoint = read_checkpoint(path, weights_only=True)
+    cfg = apply_run_overrides(config_of_checkpoint(checkpoint, path), overrides or [])
     datamodule = build_datamodule(cfg)
     restore_datamodule_state(datamodule, checkpoint)
     model = build_model(cfg, datamodule)
