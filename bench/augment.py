@@ -31,8 +31,8 @@ from common import Record
 from torch.utils.data import DataLoader
 
 from cnnlab.augment import AlbumentationsRecipe, FlipCrop
-from cnnlab.data.base import SampleTransformDataset
 from cnnlab.data.cifar10 import CIFAR10DataModule
+from cnnlab.data.loaders import SampleTransformDataset
 
 BATCHED = {
     "flip_crop (random flip, translate 4)": {"flip": "random", "padding": 4},

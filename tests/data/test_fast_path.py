@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from cnnlab.augment import FlipCrop, NoAugment
+from cnnlab.augment import FlipCrop
 from cnnlab.augment.batch import base_flip, cutout, random_shifts, translate
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
 from cnnlab.errors import CnnlabError
 from cnnlab.training.build import build
+from cnnlab.training.validation import validate_config
 
 
 def images_u8(n: int = 48, c: int = 3, h: int = 10, w: int = 9, seed: int = 0) -> torch.Tensor:
@@ -211,4 +212,4 @@ def test_device_batches_cover_the_split_and_honour_drop_last(make_cfg):
 def test_unknown_loader_is_one_clear_error(make_cfg):
     cfg = make_cfg(["data.loader=fast"])
     with pytest.raises(CnnlabError, match=r"data\.loader must be one of device, dataloader"):
-        build(cfg.data, "data", augment=NoAugment())
+        validate_config(cfg)

@@ -90,6 +90,9 @@ BAD_VALUES = [
     ("optim.weight_decay=-1", "optim.weight_decay"),
     ("data.val_size=0", "data.val_size"),
     ("optim.lr=fast", "optim.lr"),
+    ("data.val_size=50000", "data.val_size"),  # CIFAR-10's whole training set
+    ("data.mean=[0.5]", "data.mean"),  # one value for three channels
+    ("data.std=[0.2,0.2,0]", "data.mean / data.std"),
 ]
 
 
@@ -100,10 +103,12 @@ def test_invalid_values_are_rejected_before_training(make_cfg, override, key):
         validate_config(cfg)
 
 
-def test_val_size_as_large_as_the_training_set_is_rejected(make_cfg, tmp_path):
-    cfg = make_cfg(["data=fashion_mnist", "data.val_size=60000"])
-    with pytest.raises(CnnlabError, match=r"data\.val_size"):
-        train(cfg)
+def test_val_size_as_large_as_the_training_set_is_rejected_before_reading_data(
+    make_cfg, tmp_path
+):
+    cfg = make_cfg(["data=fashion_mnist", "data.val_size=60000"], data_dir=tmp_path / "none")
+    with pytest.raises(CnnlabError, match=r"data\.val_size must be between 1 and 59999"):
+        train(cfg)  # the data dir does not even exist: the rule needs no file
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained, nothing written
 
 

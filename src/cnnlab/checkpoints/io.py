@@ -90,8 +90,7 @@ def read_checkpoint(
         ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CnnlabError(
-            f"{path}: not a Lightning checkpoint (no state_dict); pass a .ckpt written by "
-            "train.py"
+            f"{path}: not a Lightning checkpoint (no state_dict); pass a .ckpt written by train.py"
         )
     return checkpoint
 

@@ -10,7 +10,11 @@ Why this shape:
 - Augmentation, normalization and `channels_last` happen on the device, in
   `on_after_batch_transfer`, on whole uint8 batches.
 - Per-sample augmentation (albumentations) is the exception: it runs in DataLoader workers
-  on numpy images and hands uint8 tensors to the same device-side normalization.
+  on numpy images (`cnnlab.data.loaders`, the DataLoader adapter) and hands uint8 tensors to
+  the same device-side normalization.
+
+A dataset is a subclass that names its classes and shape and the two functions that find
+and read its official files (`find_files`, `read_files`); nothing else differs.
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from cnnlab.augment import Augment, NoAugment
 from cnnlab.data.device import DeviceBatches
+from cnnlab.data.loaders import (
+    IndexBatchDataset,
+    SampleTransformDataset,
+    keep_batch,
+    seed_sample_transform,
+)
 from cnnlab.data.sampling import EpochSampler, expect_exact_mid_epoch_resume
 from cnnlab.data.split import Split
 from cnnlab.errors import CnnlabError
@@ -34,70 +43,29 @@ from cnnlab.errors import CnnlabError
 LOADERS = ("device", "dataloader")
 
 
-class IndexBatchDataset(Dataset):
-    """A split served a whole batch at a time: one tensor index per batch, no per-sample loop.
-
-    `with_index` appends the dataset indices to each batch, as the fast path does for
-    training (index-dependent augmentations such as alternating flip need them).
-    """
-
-    def __init__(self, split: Split, with_index: bool = False) -> None:
-        self.split = split
-        self.with_index = with_index
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.split.images[index], self.split.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        # index_select: ~10x faster than `images[index]` on CPU for uint8 batches (measured)
-        batch = self.split.images.index_select(0, index), self.split.labels.index_select(0, index)
-        return (*batch, index) if self.with_index else batch
-
-
-def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """Collate for IndexBatchDataset: the batch is already stacked."""
-    return batch
-
-
-class SampleTransformDataset(Dataset):
-    """A split whose training images go through a per-sample numpy transform (albumentations)."""
-
-    def __init__(self, split: Split, augment: Augment) -> None:
-        self.split = split
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.split.images[index].permute(1, 2, 0).numpy()  # HWC for albumentations
-        out = self.augment.sample_transform(image)
-        if out.ndim == 2:  # single-channel images may come back without the channel axis
-            out = out[..., None]
-        return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1), self.split.labels[
-            index
-        ]
-
-
-def seed_sample_transform(worker_id: int) -> None:
-    """Give each worker its own augmentation stream, derived from torch's per-worker seed."""
-    info = torch.utils.data.get_worker_info()
-    if info is not None and hasattr(info.dataset.augment, "reseed"):
-        info.dataset.augment.reseed(torch.initial_seed() % 2**32)
-
-
 class ImageDataModule(L.LightningDataModule):
-    """Base for one image dataset family. Subclasses set the class attributes and `load_split`."""
+    """One image dataset: its official files read into uint8 splits, served as device batches.
+
+    Subclasses set the class attributes and `find_files` / `read_files`. Config values are
+    checked before a DataModule is built (`cnnlab.training.validation`), not here.
+    """
 
     name: ClassVar[str]
     classes: ClassVar[Sequence[str]]
     in_channels: ClassVar[int]
     image_size: ClassVar[int]
     train_size: ClassVar[int]
+    official_mirror: ClassVar[str]
+
+    @staticmethod
+    def find_files(data_dir: Path, download: bool, mirror: str) -> Path:
+        """The folder holding the official files (found, extracted or downloaded)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def read_files(folder: Path, train: bool) -> Split:
+        """The official training or test split in `folder` as uint8 tensors."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -115,26 +83,9 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         loader: str = "device",
         drop_last: bool = False,
+        mirror: str | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise CnnlabError(f"data.batch_size must be >= 1 (got {batch_size})")
-        if not 1 <= val_size < self.train_size:
-            raise CnnlabError(
-                f"data.val_size must be between 1 and {self.train_size - 1} for {self.name} "
-                f"(got {val_size}): validation is split from the {self.train_size} training images"
-            )
-        if len(mean) != self.in_channels or len(std) != self.in_channels or min(std) <= 0:
-            raise CnnlabError(
-                f"data.mean/data.std need {self.in_channels} values with std > 0 for {self.name}"
-            )
-        if num_workers < 0:
-            raise CnnlabError(f"data.num_workers must be >= 0 (got {num_workers})")
-        if loader not in LOADERS:
-            raise CnnlabError(
-                f"data.loader must be one of {', '.join(LOADERS)} (got {loader}); "
-                "e.g. data.loader=device"
-            )
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -146,6 +97,7 @@ class ImageDataModule(L.LightningDataModule):
         self.augment = augment or NoAugment()
         self.loader = loader
         self.drop_last = drop_last
+        self.mirror = mirror or self.official_mirror
         # Splits already moved to a device, keyed by (split name, device): moved once per run.
         self._resident: dict[tuple[str, str], Split] = {}
         # Normalisation fused into one multiply-add: (x/255 - mean)/std = x*scale + shift.
@@ -175,18 +127,13 @@ class ImageDataModule(L.LightningDataModule):
 
     # -- reading ---------------------------------------------------------------------------
     def locate(self) -> Path:
-        """The folder holding the canonical files (found, extracted or downloaded)."""
-        raise NotImplementedError
-
-    def read_split(self, folder: Path, train: bool) -> Split:
-        """The official training (50k/60k) or test (10k) split of `folder` as uint8 tensors."""
-        raise NotImplementedError
+        return self.find_files(self.data_dir, self.download, self.mirror)
 
     def prepare_data(self) -> None:
         self.locate()
 
     def load_split(self, train: bool) -> Split:
-        return self.read_split(self.locate(), train)
+        return self.read_files(self.locate(), train)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_split is None:

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.base import ImageDataModule, Split
+from cnnlab.data.base import ImageDataModule
 from cnnlab.data.files import download, extract_tar, verify_md5
+from cnnlab.data.split import Split
 from cnnlab.errors import CnnlabError
 
 FOLDER = "cifar-10-batches-py"
@@ -91,13 +92,6 @@ class CIFAR10DataModule(ImageDataModule):
     in_channels = 3
     image_size = 32
     train_size = 50_000
-
-    def __init__(self, mirror: str = OFFICIAL_MIRROR, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.mirror = mirror
-
-    def locate(self) -> Path:
-        return locate(self.data_dir, self.download, self.mirror)
-
-    def read_split(self, folder: Path, train: bool) -> Split:
-        return load_cifar10(folder, train)
+    official_mirror = OFFICIAL_MIRROR
+    find_files = staticmethod(locate)
+    read_files = staticmethod(load_cifar10)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.base import ImageDataModule, Split
+from cnnlab.data.base import ImageDataModule
 from cnnlab.data.files import download
+from cnnlab.data.split import Split
 from cnnlab.errors import CnnlabError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -121,13 +122,6 @@ class FashionMNISTDataModule(ImageDataModule):
     in_channels = 1
     image_size = 28
     train_size = 60_000
-
-    def __init__(self, mirror: str = OFFICIAL_MIRROR, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.mirror = mirror
-
-    def locate(self) -> Path:
-        return locate(self.data_dir, self.download, self.mirror)
-
-    def read_split(self, folder: Path, train: bool) -> Split:
-        return load_fashion_mnist(folder, train)
+    official_mirror = OFFICIAL_MIRROR
+    find_files = staticmethod(locate)
+    read_files = staticmethod(load_fashion_mnist)

@@ -1,7 +1,9 @@
-"""Config values checked before anything is built or trained.
+"""Config values checked before anything is built, read or trained: all checks in one place.
 
 Each rule names the key, what it must be and an example fix, so the user sees one line
-such as `optim.lr must be > 0 (got -0.1); e.g. optim.lr=0.01`.
+such as `optim.lr must be > 0 (got -0.1); e.g. optim.lr=0.01`. Rules that depend on the
+dataset (its training-set size, its channels) read them from the data class the config
+names, so they hold before any file is opened.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.data.base import LOADERS, ImageDataModule
 from cnnlab.errors import CnnlabError
 
 Rule = tuple[str, Callable[[Any], bool], str, str]
@@ -46,3 +50,35 @@ def validate_config(cfg: DictConfig) -> None:
             )
         if not ok(value):
             raise CnnlabError(f"{key} must be {requirement} (got {value}); e.g. {example}")
+    if OmegaConf.select(cfg, "data") is not None:
+        validate_data(cfg.data)
+
+
+def validate_data(data: DictConfig) -> None:
+    """The image-data rules that need the dataset's own facts (sizes, channels)."""
+    try:
+        data_class = hydra.utils.get_class(str(data.get("_target_")))
+    except Exception:
+        return  # an unknown target is reported, with its name, when it is built
+    if not (isinstance(data_class, type) and issubclass(data_class, ImageDataModule)):
+        return
+    name, train_size = data_class.name, data_class.train_size
+    val_size = data.get("val_size")
+    if isinstance(val_size, int) and not 1 <= val_size < train_size:
+        raise CnnlabError(
+            f"data.val_size must be between 1 and {train_size - 1} for {name} (got {val_size}): "
+            f"validation is split from the {train_size} training images; e.g. data.val_size=5000"
+        )
+    channels = data_class.in_channels
+    mean, std = list(data.get("mean", [])), list(data.get("std", []))
+    if len(mean) != channels or len(std) != channels or min(std, default=0) <= 0:
+        raise CnnlabError(
+            f"data.mean / data.std need {channels} value(s) each, std > 0, for {name} "
+            f"(got {mean} / {std})"
+        )
+    loader = data.get("loader", "device")
+    if loader not in LOADERS:
+        raise CnnlabError(
+            f"data.loader must be one of {', '.join(LOADERS)} (got {loader}); "
+            "e.g. data.loader=device"
+        )

@@ -23,11 +23,12 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from omegaconf import DictConfig
 
-from cnnlab.data.base import Split
+from cnnlab.data.split import Split
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.reporting import figures
 from cnnlab.reporting.markdown import table
 from cnnlab.training.build import build
+from cnnlab.training.validation import validate_data
 from cnnlab.verbs.cli import parse
 from cnnlab.verbs.runs import output_dir
 
@@ -82,6 +83,7 @@ class DescribesItself(Protocol):
 
 def describe(data_cfg: DictConfig, per_class: int = 10, seed: int = 0) -> tuple[str, Any, dict]:
     """(Markdown, samples figure or None, facts) for the dataset of a `data` config node."""
+    validate_data(data_cfg)
     return describe_datamodule(build(data_cfg, "data"), data_cfg, per_class, seed)
 
 
@@ -180,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = command.cfg
     if cfg.samples_per_class < 1:
         raise CnnlabError(f"samples_per_class must be >= 1 (got {cfg.samples_per_class})")
+    validate_data(cfg.data)
     datamodule = build(cfg.data, "data")
     datamodule.prepare_data()  # a missing dataset fails here, before anything is written
     # Described before the output dir exists: a bad CSV fails with nothing created.
