@@ -21,11 +21,11 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cnnlab.checkpoints.io import AtomicCheckpointIO
-from cnnlab.models.resnet import ResNet18
+from cnnlab.models.resnet import ResNet
 
 
 def checkpoint() -> dict:
-    model = ResNet18(in_channels=3, num_classes=10, image_size=32)
+    model = ResNet(in_channels=3, num_classes=10, image_size=32)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     optimizer.step()  # fills the momentum buffers: a real checkpoint is weights + optimizer

@@ -43,11 +43,11 @@ def run_inspect(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
             {"params": 11_173_962, "macs": 555_422_720, "receptive_field": 109},
         ),
         (
-            ["experiment=seed003", "data=fashion_mnist"],
+            ["experiment=cifar10netv2_to_85", "data=fashion_mnist"],
             {
                 "model": "cifar10netv2",
                 "data": "fashion_mnist",
-                "experiment": "seed003",
+                "experiment": "cifar10netv2_to_85",
                 "input_shape": [1, 28, 28],
                 # 181,942 on CIFAR-10 minus the first conv's 2 missing input channels (2*16*9)
                 "params": 181_942 - 2 * 16 * 9,

@@ -11,7 +11,7 @@ from torch import nn
 
 from cnnlab.models.alexnet import AlexNet
 from cnnlab.models.blocknet import BlockNet
-from cnnlab.models.resnet import ResNet18
+from cnnlab.models.resnet import ResNet
 from cnnlab.reporting.inspection import (
     count_macs,
     format_layer_table,
@@ -173,7 +173,7 @@ def test_receptive_field_models() -> None:
     #   layer3, s2 conv @ 2, 3 convs @ 4:       +4 + 3 * 8    -> 53
     #   layer4, s2 conv @ 4, 3 convs @ 8:       +8 + 3 * 16   -> 109
     # (the 1x1 shortcuts add nothing, so the residual adds take the conv path).
-    resnet = ResNet18(in_channels=3, num_classes=10, image_size=32)
+    resnet = ResNet(in_channels=3, num_classes=10, image_size=32)
     assert receptive_field(resnet) == 109
     # AlexNet: 5x5 -> 5; pool -> 6 (jump 2); 3x3 -> 10; pool -> 12 (jump 4);
     # three 3x3 -> 12 + 3 * 8 = 36; pool -> 36 + 4 = 40. The same on 28x28 (geometry only).
@@ -212,7 +212,7 @@ def test_macs_resnet18() -> None:
     # one 1x1 shortcut; the three stages cost the same (C doubles, H*W quarters).
     stage = 128 * 64 * 9 * 16 * 16 + 3 * 128 * 128 * 9 * 16 * 16 + 128 * 64 * 16 * 16
     fc = 512 * 10
-    model = ResNet18(in_channels=3, num_classes=10, image_size=32)
+    model = ResNet(in_channels=3, num_classes=10, image_size=32)
     assert count_macs(model) == stem + layer1 + 3 * stage + fc == 555_422_720
 
 

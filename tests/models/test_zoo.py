@@ -10,7 +10,7 @@ from torch import nn
 
 from cnnlab.models.alexnet import AlexNet
 from cnnlab.models.blocknet import BlockNet
-from cnnlab.models.resnet import ResNet, ResNet18
+from cnnlab.models.resnet import ResNet
 from cnnlab.paths import CONFIG_DIR
 
 CONF_MODEL = CONFIG_DIR / "model"
@@ -32,7 +32,7 @@ def _small_blocknet(**kw: object) -> BlockNet:
 MODELS = {
     "alexnet": AlexNet,
     "blocknet": BlockNet,
-    "resnet18": ResNet18,
+    "resnet18": ResNet,
 }
 
 
@@ -56,7 +56,7 @@ def test_forward_backward(name: str, c: int, size: int, classes: int) -> None:
 
 
 def test_resnet18_param_count() -> None:
-    model = ResNet18(in_channels=3, num_classes=10, image_size=32)
+    model = ResNet(in_channels=3, num_classes=10, image_size=32)
     assert sum(p.numel() for p in model.parameters()) == 11_173_962
 
 
@@ -80,7 +80,7 @@ def _norm_layers(model: nn.Module) -> list[nn.Module]:
 
 @pytest.mark.parametrize("norm", ["batch", "group", "layer", "none"])
 def test_resnet_norm_option(norm: str) -> None:
-    model = ResNet18(in_channels=3, num_classes=10, image_size=32, norm=norm)  # type: ignore[arg-type]
+    model = ResNet(in_channels=3, num_classes=10, image_size=32, norm=norm)  # type: ignore[arg-type]
     norms = _norm_layers(model)
     n_params = sum(p.numel() for p in model.parameters())
     # ResNet-18 has 17 + 3 shortcut norms = 20 norm layers over 4800 channels in total.

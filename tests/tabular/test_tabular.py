@@ -206,19 +206,27 @@ def test_bad_csv_fails_with_one_line_naming_file_and_column(case, tmp_path):
 
 
 # -- task wiring --------------------------------------------------------------------------
-def test_data_option_picks_the_module_and_monitor(tmp_path):
-    cfg = compose_run_config(["data=diabetes"], tmp_path)
+def test_the_tabular_experiments_pick_module_model_and_monitor(tmp_path):
+    cfg = compose_run_config(["experiment=tabular_regression"], tmp_path)
+    assert cfg.data.dataset == "diabetes"
     assert cfg.module._target_.endswith("RegressionModule")
     assert cfg.model._target_.endswith("MLP") and cfg.augment._target_.endswith("NoAugment")
     assert cfg.callbacks.model_checkpoint.monitor == "val/r2" == cfg.scheduler.monitor
     assert cfg.callbacks.early_stopping.mode == "max"
-    cfg = compose_run_config(["data=breast_cancer"], tmp_path)
-    assert cfg.module._target_.endswith("ClassificationModule")
+    assert cfg.callbacks.baseline._target_.endswith("BaselineComparison")
+    cfg = compose_run_config(["experiment=tabular", "data=wine"], tmp_path)
+    assert cfg.data.dataset == "wine" and cfg.module._target_.endswith("ClassificationModule")
     assert cfg.callbacks.model_checkpoint.monitor == "val/acc"
-    # The command line still wins over what the data option picks.
-    cfg = compose_run_config(["data=diabetes", "module=classification", "model=resnet"], tmp_path)
+
+
+def test_a_data_option_alone_changes_nothing_else(tmp_path):
+    """Choosing tabular data does not quietly swap the model or the task: a model that
+    cannot take the data's features is one line that says what to pick."""
+    cfg = compose_run_config(["data=diabetes"], tmp_path)
     assert cfg.module._target_.endswith("ClassificationModule")
-    assert cfg.model._target_.endswith("ResNet")
+    assert "baseline" not in cfg.callbacks
+    with pytest.raises(CnnlabError, match=r"model SimpleCNN does not fit this data.*model=mlp"):
+        build_run(compose_run_config(["data=breast_cancer"], tmp_path))
 
 
 @pytest.mark.parametrize(

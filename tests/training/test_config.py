@@ -103,9 +103,7 @@ def test_invalid_values_are_rejected_before_training(make_cfg, override, key):
         validate_config(cfg)
 
 
-def test_val_size_as_large_as_the_training_set_is_rejected_before_reading_data(
-    make_cfg, tmp_path
-):
+def test_val_size_as_large_as_the_training_set_is_rejected_before_reading_data(make_cfg, tmp_path):
     cfg = make_cfg(["data=fashion_mnist", "data.val_size=60000"], data_dir=tmp_path / "none")
     with pytest.raises(CnnlabError, match=r"data\.val_size must be between 1 and 59999"):
         train(cfg)  # the data dir does not even exist: the rule needs no file

@@ -2,7 +2,7 @@
 
 Every model x dataset and every experiment x dataset runs one `fast_dev_run` step through
 `cnnlab.training.task.train` on the tiny synthetic data (batches shrunk so each step is quick);
-the experiment recipes are also checked value by value against the seed brief.
+the experiment recipes are also checked value by value against their documented recipe.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from cnnlab.training.build import build_list
 from cnnlab.training.task import train
 
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
-# Image experiments (every one must also run with data=fashion_mnist); the tabular case
-# studies (case_study_*) are exercised with their own data in tests/test_tabular.py.
+# Image experiments (every one must also run with data=fashion_mnist); the tabular ones
+# (tabular*, case_study_*) are exercised with their own data in tests/tabular/.
 EXPERIMENTS = sorted(
     p.stem
     for p in (CONFIG_DIR / "experiment").glob("*.yaml")
-    if p.stem != "quickstart" and not p.stem.startswith("case_study_")
+    if p.stem != "quickstart" and not p.stem.startswith(("case_study_", "tabular"))
 )
 DATASETS = ["cifar10", "fashion_mnist"]
 # Small batches keep one step of ResNet-18 / AlexNet well under a second on 2 CPU cores.
@@ -55,11 +55,11 @@ def test_registry_is_complete() -> None:
         "resnet",
     }
     assert set(EXPERIMENTS) >= {
-        "seed002_baseline",
-        "seed002_intermediate",
-        "seed002_advanced",
-        "seed003",
-        "seed004_alexnet",
+        "simple_cnn_sgd_baseline",
+        "blocknet_flip_crop",
+        "blocknet_bn_adamw",
+        "cifar10netv2_to_85",
+        "alexnet_plain",
         "resnet18",
     }
 
@@ -92,9 +92,9 @@ def test_every_experiment_runs_one_step(make_cfg, experiment: str, data: str) ->
     assert math.isfinite(metrics["test/loss"])
 
 
-# (experiment, {dotted key: value from the seed brief / our documented choice})
+# (experiment, {dotted key: the value its recipe documents})
 RECIPES = {
-    "seed002_baseline": {
+    "simple_cnn_sgd_baseline": {
         "model._target_": "cnnlab.models.simple_cnn.SimpleCNN",
         "optim._target_": "torch.optim.SGD",
         "optim.lr": 0.01,
@@ -104,7 +104,7 @@ RECIPES = {
         "data.batch_size": 32,
         "trainer.max_epochs": 10,
     },
-    "seed002_intermediate": {
+    "blocknet_flip_crop": {
         "model._target_": "cnnlab.models.blocknet.BlockNet",
         "model.num_blocks": 6,
         "augment._target_": "cnnlab.augment.FlipCrop",
@@ -113,7 +113,7 @@ RECIPES = {
         "data.batch_size": 64,
         "trainer.max_epochs": 20,
     },
-    "seed002_advanced": {
+    "blocknet_bn_adamw": {
         "model._target_": "cnnlab.models.blocknet.BlockNet",
         "model.batch_norm": True,
         "model.dropout": 0.3,
@@ -123,7 +123,7 @@ RECIPES = {
         "scheduler.scheduler.T_max": 200,
         "trainer.max_epochs": 200,
     },
-    "seed003": {
+    "cifar10netv2_to_85": {
         "model._target_": "cnnlab.models.cifar10netv2.CIFAR10Netv2",
         "augment._target_": "cnnlab.augment.AlbumentationsRecipe",
         "optim._target_": "torch.optim.Adam",
@@ -139,7 +139,7 @@ RECIPES = {
         "trainer.max_epochs": 50,
         "callbacks.stop_at": 0.85,
     },
-    "seed004_alexnet": {
+    "alexnet_plain": {
         "model._target_": "cnnlab.models.alexnet.AlexNet",
         "model.batch_norm": False,
         "optim._target_": "torch.optim.Adam",
@@ -148,7 +148,8 @@ RECIPES = {
         "scheduler.scheduler": None,
     },
     "resnet18": {
-        "model._target_": "cnnlab.models.resnet.ResNet18",
+        "model._target_": "cnnlab.models.resnet.ResNet",
+        "model.depth": 18,
         "optim._target_": "torch.optim.SGD",
         "optim.lr": 0.1,
         "optim.momentum": 0.9,
@@ -168,9 +169,9 @@ def test_experiment_recipes(make_cfg, experiment: str) -> None:
         assert OmegaConf.select(cfg, key) == value, f"{experiment}: {key}"
 
 
-def test_seed003_stops_at_85_percent_only(make_cfg) -> None:
+def test_cifar10netv2_to_85_stops_at_85_percent_only(make_cfg) -> None:
     """The stop is EarlyStopping's threshold on val/acc; patience never stops it earlier."""
-    cfg = make_cfg(["experiment=seed003"])
+    cfg = make_cfg(["experiment=cifar10netv2_to_85"])
     (stopper,) = [c for c in build_list(cfg.callbacks, "callbacks") if isinstance(c, EarlyStopping)]
     assert stopper.monitor == "val/acc" and stopper.mode == "max"
     assert stopper.stopping_threshold == 0.85

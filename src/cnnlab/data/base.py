@@ -151,6 +151,17 @@ class ImageDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict") and self.test_split is None:
             self.test_split = self.load_split(train=False)
 
+    def test_on(self, split: str) -> None:
+        """Make the test loader serve `split` (`cnnlab evaluate split=val|test`): the
+        official test set, or the run's own seeded validation split."""
+        if split not in ("test", "val"):
+            raise CnnlabError(f"split={split} is not one of test, val")
+        if split == "val":
+            self.setup("fit")
+            self.test_split = self.val_split  # trainer.test() finds it set and keeps it
+        else:
+            self.setup("test")
+
     def init_batch(self, size: int = 5000) -> torch.Tensor:
         """The first `size` training images, normalised: for data-dependent initialisation
         (airbench's whitening conv is computed from the patches of these)."""

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["NORMS", "BasicBlock", "ResNet", "ResNet18", "ResNet34", "make_norm"]
+__all__ = ["NORMS", "BasicBlock", "ResNet", "make_norm"]
 
 Norm = Literal["batch", "group", "layer", "none"]
 NORMS: tuple[str, ...] = ("batch", "group", "layer", "none")
@@ -140,35 +140,3 @@ class ResNet(nn.Module):
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.pool(x), 1))
-
-
-class ResNet18(ResNet):
-    """ResNet-18 (stages 2-2-2-2, widths 64-128-256-512); 11,173,962 params for 10 classes."""
-
-    def __init__(
-        self, *, in_channels: int, num_classes: int, image_size: int, norm: Norm = "batch"
-    ) -> None:
-        super().__init__(
-            in_channels=in_channels,
-            num_classes=num_classes,
-            image_size=image_size,
-            depth=18,
-            width=64,
-            norm=norm,
-        )
-
-
-class ResNet34(ResNet):
-    """ResNet-34 (stages 3-4-6-3, widths 64-128-256-512)."""
-
-    def __init__(
-        self, *, in_channels: int, num_classes: int, image_size: int, norm: Norm = "batch"
-    ) -> None:
-        super().__init__(
-            in_channels=in_channels,
-            num_classes=num_classes,
-            image_size=image_size,
-            depth=34,
-            width=64,
-            norm=norm,
-        )

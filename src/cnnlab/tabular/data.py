@@ -336,6 +336,7 @@ class TabularDataModule(L.LightningDataModule):
         self._transformer: ColumnTransformer | None = None
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._record: dict[str, Any] | None = None
+        self._test_split = "test"  # what test_dataloader serves (see test_on)
 
     # -- loading, checking, splitting ----------------------------------------------------
     def _load(self) -> None:
@@ -568,11 +569,11 @@ class TabularDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
         )
 
-    def eval_dataloader(self, split: str) -> DataLoader:
-        """Any split in file order, for `cnnlab.verbs.evaluate split=val|test`."""
+    def test_on(self, split: str) -> None:
+        """Make the test loader serve `split` (`cnnlab evaluate split=val|test`)."""
         if split not in SPLITS:
             raise CnnlabError(f"split={split} is not one of {', '.join(SPLITS)}")
-        return self._loader(split, self.eval_batch_size, shuffle=False)
+        self._test_split = split
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
@@ -581,7 +582,7 @@ class TabularDataModule(L.LightningDataModule):
         return self._loader("val", self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._loader(self._test_split, self.eval_batch_size, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -7,11 +7,12 @@ as one line naming the config group.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.errors import CnnlabError
 
@@ -65,3 +66,26 @@ def build_list(node: DictConfig | None, group: str) -> list[Any]:
         for key, entry in node.items()
         if isinstance(entry, DictConfig) and "_target_" in entry
     ]
+
+
+def build_model(node: DictConfig, datamodule: Any) -> torch.nn.Module:
+    """The model of a `model` config node, shaped by what the data gives every model
+    (`datamodule.model_kwargs()`: input shape and class count, or feature and output
+    counts). A model that cannot take those is one line naming both sides."""
+    given = datamodule.model_kwargs()
+    target = str(OmegaConf.select(node, "_target_", default=""))
+    try:
+        parameters = inspect.signature(hydra.utils.get_class(target)).parameters
+    except Exception:
+        parameters = None  # reported by build() with the target's name
+    if parameters is not None and not any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    ):
+        refused = [name for name in given if name not in parameters]
+        if refused:
+            raise CnnlabError(
+                f"model {target.rsplit('.', 1)[-1]} does not fit this data: it takes no "
+                f"{', '.join(refused)}; pick a model made for it (e.g. model=mlp for tabular "
+                "data, as experiment=tabular does)"
+            )
+    return build(node, "model", **given)

@@ -25,7 +25,7 @@ from cnnlab.config import config_to_save
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
-from cnnlab.training.build import build, build_list, resolve_precision
+from cnnlab.training.build import build, build_list, build_model, resolve_precision
 from cnnlab.training.callbacks.resume import exit_after_interrupt
 from cnnlab.training.validation import validate_config
 
@@ -35,7 +35,7 @@ METRICS_FILE = "metrics.json"
 def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """DataModule, LightningModule and Trainer for a validated config."""
     datamodule = build(cfg.data, "data", augment=build(cfg.augment, "augment"))
-    model = build(cfg.model, "model", **datamodule.model_kwargs())
+    model = build_model(cfg.model, datamodule)
     module = build(
         cfg.module,
         "module",

@@ -27,13 +27,13 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from rich.table import Table
 
+from cnnlab.data.base import ImageDataModule
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.reporting import figures
-from cnnlab.tabular.baseline import HasFeatureArrays
 from cnnlab.training.build import build, resolve_precision
 from cnnlab.training.callbacks.artifacts import CONFUSION_FILE, PER_CLASS_FILE, ClassificationReport
 from cnnlab.verbs.cli import parse
-from cnnlab.verbs.runs import LoadedRun, load_run, output_dir
+from cnnlab.verbs.runs import load_run, output_dir
 
 SPLITS = ("test", "val")
 MISCLASSIFIED_FILE = "misclassified.png"
@@ -74,21 +74,6 @@ class LogitsRecorder(Callback):
             self._handle.remove()
 
 
-def use_split(loaded: LoadedRun, split: str) -> torch.Tensor | None:
-    """Make the DataModule's test loader serve `split`; returns that split's uint8 images
-    (None for tabular data, whose rows `trainer.test` reads from `eval_dataloader`)."""
-    dm = loaded.datamodule
-    if isinstance(dm, HasFeatureArrays):
-        dm.setup("test")
-        return None
-    if split == "val":
-        dm.setup("fit")
-        dm.test_split = dm.val_split  # trainer.test() then finds it set and keeps it
-    else:
-        dm.setup("test")
-    return dm.test_split.images
-
-
 def most_confident_mistakes(
     logits: torch.Tensor, labels: torch.Tensor, count: int
 ) -> list[tuple[int, int, int, float]]:
@@ -119,7 +104,9 @@ def evaluate(
         if loaded.run_dir is not None
         else loaded.ckpt_path.with_name(f"{loaded.ckpt_path.stem}-eval-{split}")
     )
-    images = use_split(loaded, split)
+    dm = loaded.datamodule
+    dm.test_on(split)
+    images = dm.test_split.images if isinstance(dm, ImageDataModule) else None
     out = output_dir(out_dir, base)
 
     module = build(
@@ -141,19 +128,14 @@ def evaluate(
         callbacks=[ClassificationReport(out, title=f"{split} split"), recorder],
         default_root_dir=out,
     )
-    if images is None:  # tabular: no batch hooks on the DataModule, any split's loader will do
-        loader = loaded.datamodule.eval_dataloader(split)
-        results = trainer.test(module, dataloaders=loader, verbose=False)[0]
-    else:
-        results = trainer.test(module, datamodule=loaded.datamodule, verbose=False)[0]
+    results = trainer.test(module, datamodule=dm, verbose=False)[0]
     metrics: dict[str, Any] = {
         f"{split}/{key.removeprefix('test/')}": float(value)
         for key, value in results.items()
         if not key.startswith("test_per_class/")
     }
     logits, labels = torch.cat(recorder.logits), torch.cat(recorder.labels)
-    if getattr(module, "per_class_results", None):  # classification only
-        metrics["per_class"] = module.per_class_results
+    metrics.update(module.results())  # e.g. per-class scores
     metrics.update(
         {
             "split": split,

@@ -10,7 +10,7 @@ Why a data module is built at all: the input shape and class count belong to the
 and asking the data module keeps one source of truth. Its constructor reads no files, so
 the inspector works on a fresh clone before any data is fetched.
 
-Composition is `conf/inspect.yaml`: the whole train config (so `experiment=seed003`
+Composition is `conf/inspect.yaml`: the whole train config (so `experiment=cifar10netv2_to_85`
 inspects that experiment's model) with `hydra: inspect`, which writes no run dir, no
 `.hydra/` and no log files.
 """

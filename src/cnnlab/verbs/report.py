@@ -40,12 +40,12 @@ from cnnlab.reporting import figures
 from cnnlab.reporting.inspection import count_macs, count_params, receptive_field
 from cnnlab.reporting.markdown import table
 from cnnlab.reporting.references import CAVEATS, references_for
+from cnnlab.training.build import build_model
 from cnnlab.training.callbacks.artifacts import CONFUSION_FILE, CURVES_FILE
 from cnnlab.verbs.cli import parse
 from cnnlab.verbs.describe import TITLES
 from cnnlab.verbs.runs import (
     build_datamodule,
-    build_model,
     config_of_run_dir,
     find_runs,
     output_dir,
@@ -168,7 +168,7 @@ def inspect_run(summary: RunSummary, cache: dict[str, tuple[int, int, int | None
     )
     if key not in cache:
         datamodule = build_datamodule(summary.cfg)
-        model = build_model(summary.cfg, datamodule)
+        model = build_model(summary.cfg.model, datamodule)
         try:
             field_px: int | None = receptive_field(model)
         except (NotImplementedError, RuntimeError, ValueError):

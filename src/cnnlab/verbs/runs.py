@@ -30,7 +30,7 @@ from cnnlab.checkpoints.io import read_checkpoint
 from cnnlab.config import compose_config
 from cnnlab.data.base import ImageDataModule
 from cnnlab.errors import CnnlabError
-from cnnlab.training.build import build
+from cnnlab.training.build import build, build_model
 from cnnlab.training.module import CONFIG_KEY
 
 METRICS_FILE = "metrics.json"
@@ -196,10 +196,6 @@ def model_name(cfg: DictConfig) -> str:
     return str(OmegaConf.select(cfg, "model._target_", default="?")).rsplit(".", 1)[-1]
 
 
-def build_model(cfg: DictConfig, datamodule: Any) -> nn.Module:
-    return build(cfg.model, "model", **datamodule.model_kwargs())
-
-
 def model_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights of `module.model` (the plain nn.Module) from a Lightning state_dict."""
     prefix = "model."
@@ -283,7 +279,7 @@ def load_run(ckpt_path: str | Path, overrides: list[Override] | None = None) -> 
     cfg = apply_run_overrides(config_of_checkpoint(checkpoint, path), overrides or [])
     datamodule = build_datamodule(cfg)
     restore_datamodule_state(datamodule, checkpoint)
-    model = build_model(cfg, datamodule)
+    model = build_model(cfg.model, datamodule)
     load_weights(model, model_state(checkpoint), path, model_name(cfg))
     model.eval()
     return LoadedRun(path, run_dir_of(path), cfg, datamodule, model)
