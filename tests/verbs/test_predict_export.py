@@ -90,9 +90,9 @@ def test_predict_a_glob_and_nothing_readable(tiny_run, image_dir, tmp_path, caps
 
 def test_export_onnx_matches_pytorch(tiny_run, loaded, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
-    path, check = export(tiny_run / "checkpoints" / "last.ckpt", out=str(tmp_path / "m.onnx"),
-                         verify_images=64)  # fmt: skip
-    assert path.is_file() and check["images"] == 64
+    out = tmp_path / "onnx"
+    path, check = export(tiny_run / "checkpoints" / "last.ckpt", out_dir=str(out), verify_images=64)
+    assert path == out / "last.onnx" and path.is_file() and check["images"] == 64
     assert check["max_abs_logit_diff"] <= 1e-4
 
     # Independently: another batch size (the batch axis is dynamic), other real images.
@@ -109,5 +109,5 @@ def test_export_onnx_matches_pytorch(tiny_run, loaded, tmp_path):
     sidecar = json.loads(path.with_suffix(".json").read_text())
     assert sidecar["verification"]["max_abs_logit_diff"] == check["max_abs_logit_diff"]
 
-    with pytest.raises(Exception, match="already exists"):
-        export(tiny_run / "checkpoints" / "last.ckpt", out=str(path))
+    with pytest.raises(Exception, match="already exists and is not empty"):
+        export(tiny_run / "checkpoints" / "last.ckpt", out_dir=str(out))

@@ -8,7 +8,7 @@ runs the file on real test images and every logit must match PyTorch within `tol
 Needs the optional extra: pip install -e '.[onnx]'
 Examples:
   cnnlab export ckpt_path=<run>/checkpoints/last.ckpt format=onnx
-  cnnlab export ckpt_path=<ckpt> out=/tmp/model.onnx verify_images=1000
+  cnnlab export ckpt_path=<ckpt> out_dir=/tmp/model verify_images=1000
 """
 
 from __future__ import annotations
@@ -26,19 +26,9 @@ import torch
 
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.verbs.cli import parse
-from cnnlab.verbs.runs import LoadedRun, load_run
+from cnnlab.verbs.runs import LoadedRun, load_run, output_dir
 
 FORMATS = ("onnx",)
-
-
-def default_out(loaded: LoadedRun) -> Path:
-    """`<run>/export/<ckpt>.onnx`, or `<ckpt>-2.onnx`, ... if taken: never overwrite."""
-    folder = (loaded.run_dir or loaded.ckpt_path.parent) / "export"
-    candidate, n = folder / f"{loaded.ckpt_path.stem}.onnx", 1
-    while candidate.exists() or candidate.with_suffix(".json").exists():
-        n += 1
-        candidate = folder / f"{loaded.ckpt_path.stem}-{n}.onnx"
-    return candidate
 
 
 def metadata(loaded: LoadedRun) -> dict[str, str]:
@@ -125,7 +115,7 @@ def verify_onnx(loaded: LoadedRun, path: Path, count: int = 256) -> dict[str, An
 def export(
     ckpt_path: str | Path,
     fmt: str = "onnx",
-    out: str | None = None,
+    out_dir: str | None = None,
     opset: int = 18,
     dynamo: bool = True,
     verify_images: int = 256,
@@ -141,19 +131,18 @@ def export(
         )
     loaded = load_run(ckpt_path, list(overrides))
     loaded.require_images("export")
-    path = Path(out).expanduser() if out else default_out(loaded)
-    for taken in (path, path.with_suffix(".json")):
-        if taken.exists():
-            raise CnnlabError(f"out: {taken} already exists; pick another out= (or leave it unset)")
-    export_onnx(loaded, path, opset, dynamo)
+    default = (loaded.run_dir or loaded.ckpt_path.parent) / "export" / loaded.ckpt_path.stem
+    folder = output_dir(out_dir, default)  # new or empty: nothing is overwritten
+    path = folder / f"{loaded.ckpt_path.stem}.onnx"
     try:
+        export_onnx(loaded, path, opset, dynamo)
         check = verify_onnx(loaded, path, verify_images)
-    except CnnlabError:
-        path.unlink(missing_ok=True)
+    except BaseException:
+        _remove_failed(folder, path)
         raise
     check.update({"tolerance": tolerance, "opset": opset, "dynamo": dynamo})
     if not check["max_abs_logit_diff"] <= tolerance:
-        path.unlink(missing_ok=True)
+        _remove_failed(folder, path)
         raise CnnlabError(
             f"{path.name}: onnxruntime logits differ from PyTorch by up to "
             f"{check['max_abs_logit_diff']:.2e} (> tolerance {tolerance:g}) on "
@@ -167,6 +156,13 @@ def export(
     return path, check
 
 
+def _remove_failed(folder: Path, path: Path) -> None:
+    """A file that failed verification is never left behind (nor the folder made for it)."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only if empty
+
+
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> None:
     command = parse("export", argv, __doc__, run_overrides=True)
@@ -174,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     path, check = export(
         cfg.ckpt_path,
         cfg.format,
-        cfg.out,
+        cfg.out_dir,
         cfg.opset,
         cfg.dynamo,
         cfg.verify_images,

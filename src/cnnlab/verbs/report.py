@@ -25,10 +25,10 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import markdown as markdown_lib
 import numpy as np
@@ -58,27 +58,6 @@ from cnnlab.verbs.runs import (
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
 FAILED = "FAILED"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra writes it at the top of every multirun dir
-# Shown when some run is a regression (tabular case study): (header, metrics.json key).
-REGRESSION_COLUMNS = (
-    ("best val R²", "best_val_r2"),
-    ("test R²", "test/r2"),
-    ("test MAE", "test/mae"),
-    ("test RMSE", "test/rmse"),
-)
-NUMERIC_COLUMNS = {
-    "#",
-    "params",
-    "MACs",
-    "receptive field",
-    "epochs",
-    "train time",
-    "best val acc %",
-    "test acc %",
-    "precision %",
-    "recall %",
-    "F1 %",
-    *(header for header, _ in REGRESSION_COLUMNS),
-}
 # Logged validation curves overlaid in the report (R² only for regression runs).
 CURVE_TAGS = {
     "val/acc": "validation accuracy",
@@ -278,84 +257,95 @@ def percent(value: float | None) -> str | None:
 # ----------------------------------------------------------------------------- sections
 
 
+class Column(NamedTuple):
+    """One report column: its header, the cell of a run, and whether it is a number."""
+
+    header: str
+    cell: Callable[[RunSummary], Any]
+    numeric: bool = False
+
+
+def metric_column(header: str, key: str, as_percent: bool = True) -> Column:
+    if as_percent:
+        return Column(header, lambda r: percent(r.metric(key)), numeric=True)
+    return Column(header, lambda r: r.metric(key), numeric=True)
+
+
+def swept_columns(swept: Sequence[str]) -> list[Column]:
+    return [Column(key, lambda r, key=key: swept_value(r, key)) for key in swept]
+
+
+def column_table(columns: Sequence[Column], runs: Sequence[RunSummary]) -> str:
+    return table(
+        [c.header for c in columns],
+        [[c.cell(r) for c in columns] for r in runs],
+        right=[i for i, c in enumerate(columns) if c.numeric],
+    )
+
+
 def setup_table(runs: Sequence[RunSummary], swept: Sequence[str], base: Path) -> str:
-    """What each run was: data, model and its size, optimisation, augmentation."""
-    headers = [
-        "#",
-        *swept,
-        "run",
-        "data",
-        "experiment",
-        "model",
-        "params",
-        "MACs",
-        "receptive field",
-        "optimizer",
-        "scheduler",
-        "augmentation",
+    """What each run was: data, model and its size, and the training setup."""
+    columns = [
+        Column("#", lambda r: r.index, numeric=True),
+        *swept_columns(swept),
+        Column("run", lambda r: relative(r.path, base)),
+        Column("data", lambda r: TITLES.get(r.dataset or "", r.dataset)),
+        Column(
+            "experiment",
+            lambda r: (
+                r.choices.get("experiment")
+                or (r.cfg.get("task_name") if r.cfg is not None else None)
+            ),
+        ),
+        Column("model", lambda r: r.model),
+        Column("params", lambda r: human(r.params), numeric=True),
+        Column("MACs", lambda r: human(r.macs), numeric=True),
+        Column(
+            "receptive field",
+            lambda r: f"{r.receptive_field} px" if r.receptive_field else None,
+            numeric=True,
+        ),
+        Column("optimizer", optimizer_text),
+        Column("scheduler", lambda r: group_text(r, "scheduler", "scheduler.scheduler._target_")),
+        Column("augmentation", lambda r: group_text(r, "augment", "augment._target_")),
     ]
-    rows = [
-        [
-            r.index,
-            *(swept_value(r, k) for k in swept),
-            relative(r.path, base),
-            TITLES.get(r.dataset or "", r.dataset),
-            r.choices.get("experiment") or (r.cfg.get("task_name") if r.cfg is not None else None),
-            r.model,
-            human(r.params),
-            human(r.macs),
-            f"{r.receptive_field} px" if r.receptive_field else None,
-            optimizer_text(r),
-            group_text(r, "scheduler", "scheduler.scheduler._target_"),
-            group_text(r, "augment", "augment._target_"),
-        ]
-        for r in runs
-    ]
-    return table(headers, rows, right=[i for i, h in enumerate(headers) if h in NUMERIC_COLUMNS])
+    return column_table(columns, runs)
+
+
+# Shown when some run is a regression (tabular case study): R² and errors in target units.
+REGRESSION_COLUMNS = (
+    metric_column("best val R²", "best_val_r2", as_percent=False),
+    metric_column("test R²", "test/r2", as_percent=False),
+    metric_column("test MAE", "test/mae", as_percent=False),
+    metric_column("test RMSE", "test/rmse", as_percent=False),
+)
 
 
 def results_table(runs: Sequence[RunSummary], swept: Sequence[str]) -> str:
     """How each run did; a run without metrics is marked, never dropped. Best acc in bold."""
     best = max((r.metric("test/acc") for r in tested_acc(runs)), default=None)
-    regression = [c for c in REGRESSION_COLUMNS if any(r.metric(c[1]) is not None for r in runs)]
-    headers = [
-        "#",
-        *swept,
-        "data",
-        "model",
-        "status",
-        "epochs",
-        "train time",
-        "best val acc %",
-        "test acc %",
-        "precision %",
-        "recall %",
-        "F1 %",
-        *(header for header, _ in regression),
-    ]
-    rows = []
-    for r in runs:
+
+    def test_acc(r: RunSummary) -> str | None:
         acc = percent(r.metric("test/acc"))
-        if acc is not None and r.metric("test/acc") == best and len(runs) > 1:
-            acc = f"**{acc}**"
-        rows.append(
-            [
-                r.index,
-                *(swept_value(r, k) for k in swept),
-                TITLES.get(r.dataset or "", r.dataset),
-                r.model,
-                r.status if r.ok else f"**{r.status}**",
-                r.metric("epochs"),
-                duration(r.metric("train_seconds")),
-                percent(r.metric("best_val_acc")),
-                acc,
-                percent(r.metric("test/precision")),
-                percent(r.metric("test/recall")),
-                percent(r.metric("test/f1")),
-                *(r.metric(key) for _, key in regression),
-            ]
-        )
-    return table(headers, rows, right=[i for i, h in enumerate(headers) if h in NUMERIC_COLUMNS])
+        bold = acc is not None and r.metric("test/acc") == best and len(runs) > 1
+        return f"**{acc}**" if bold else acc
+
+    columns = [
+        Column("#", lambda r: r.index, numeric=True),
+        *swept_columns(swept),
+        Column("data", lambda r: TITLES.get(r.dataset or "", r.dataset)),
+        Column("model", lambda r: r.model),
+        Column("status", lambda r: r.status if r.ok else f"**{r.status}**"),
+        metric_column("epochs", "epochs", as_percent=False),
+        Column("train time", lambda r: duration(r.metric("train_seconds")), numeric=True),
+        metric_column("best val acc %", "best_val_acc"),
+        Column("test acc %", test_acc, numeric=True),
+        metric_column("precision %", "test/precision"),
+        metric_column("recall %", "test/recall"),
+        metric_column("F1 %", "test/f1"),
+        *(c for c in REGRESSION_COLUMNS if any(c.cell(r) is not None for r in runs)),
+    ]
+    return column_table(columns, runs)
 
 
 def relative(path: Path, base: Path) -> str:

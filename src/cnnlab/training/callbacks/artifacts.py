@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from cnnlab.reporting import figures
 from cnnlab.reporting.markdown import per_class_table
+from cnnlab.training.module import ClassificationModule
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,9 @@ class ClassificationReport(Callback):
         self.title = title
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        confusion = getattr(pl_module, "confusion_matrix", None)
+        if not isinstance(pl_module, ClassificationModule):
+            return  # the regression task has no classes to tabulate
+        confusion = pl_module.confusion_matrix
         if confusion is None or not trainer.is_global_zero or trainer.fast_dev_run:
             return
         fig = write_test_artifacts(
