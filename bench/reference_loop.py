@@ -1,4 +1,4 @@
-"""The bare-PyTorch reference of the issue: a plain training loop, no Lightning, no suite.
+"""The bare-PyTorch reference: a plain training loop, no Lightning, no suite.
 
 An airbench-shaped net (conv-BN-GELU blocks with max-pooling, widths 32/64/128), random
 flip + translate, Nesterov SGD with OneCycle, flip test-time augmentation, the test set

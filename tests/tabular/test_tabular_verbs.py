@@ -1,4 +1,4 @@
-"""The issue-5 verbs and callbacks on issue-7 tabular runs: describe, training curves,
+"""The verbs and callbacks on tabular runs: describe, training curves,
 test artifacts, evaluate and report for a regression and a tabular classification run.
 
 Two short real trainings (diabetes, breast cancer) and one on the tiny synthetic image set

@@ -35,8 +35,8 @@ def build(node: Any, group: str, **kwargs: Any) -> Any:
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 math (AVX512-BF16 or AMX).
 
-    Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on the
-    2-core AMD EPYC (AVX2) machines this suite is developed on.
+    Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on a
+    2-core AMD EPYC with AVX2 only.
     """
     try:
         with open("/proc/cpuinfo") as handle:
