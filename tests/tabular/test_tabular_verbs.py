@@ -232,9 +232,9 @@ def test_report_lists_image_and_tabular_runs(image_run, breast_cancer_run, diabe
 
 def test_export_refuses_a_tabular_checkpoint_in_one_line(breast_cancer_run, tmp_path, capsys):
     _, trained = breast_cancer_run
-    target = tmp_path / "model.onnx"
+    target = tmp_path / "onnx"
     with pytest.raises(SystemExit) as exit_info:
-        export_main([f"ckpt_path={trained['best_checkpoint']}", f"out={target}"])
+        export_main([f"ckpt_path={trained['best_checkpoint']}", f"out_dir={target}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TabularDataModule run" in err[0] and not target.exists()
