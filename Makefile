@@ -16,7 +16,7 @@ $(SETUP_STAMP): pyproject.toml Makefile
 	@touch $(SETUP_STAMP)
 
 train: setup
-	$(PYTHON) -m cnnlab.verbs.fetch fashion_mnist
+	$(PYTHON) -m cnnlab fetch fashion_mnist
 	$(PYTHON) train.py experiment=quickstart
 
 test: setup

@@ -5,7 +5,7 @@ step of the airbench net in fp32 and bf16 autocast, in each memory format, eager
 Without native bf16 instructions (AVX512-BF16 / AMX), bf16 autocast on a CPU converts
 around every op; channels_last lets oneDNN pick its fastest convolution layouts. The compile
 time (first step) is reported apart from the per-step cost. `--widths 64 256 256 --batch
-1024` gives airbench94's step, from which the README projects its epoch time on a CPU.
+1024` gives airbench94's step, from which docs/benchmarks.md projects its epoch time on a CPU.
 
     python bench/step_cost.py --threads 1
     python bench/step_cost.py --threads 1 --widths 64 256 256 --batch 1024 --variants fp32
