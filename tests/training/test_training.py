@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from cnnlab.training.build import resolve_precision
 from cnnlab.training.task import build_run, train
@@ -39,8 +40,23 @@ def test_overfit_one_batch_drives_training_loss_near_zero(make_cfg):
         ]
     )
     datamodule, module, trainer = build_run(cfg)
+    seen: list[torch.Tensor] = []
+    trainer.callbacks.append(RecordTrainBatches(seen, epochs=3))
     trainer.fit(module, datamodule=datamodule)
     assert float(trainer.callback_metrics["train/loss_epoch"]) < 0.05
+    # One fixed batch: the same images in every epoch, not a reshuffled one.
+    assert len(seen) == 3 and all(torch.equal(seen[0], later) for later in seen[1:])
+
+
+class RecordTrainBatches(Callback):
+    """Keeps the first training batch (as the model sees it) of the first `epochs` epochs."""
+
+    def __init__(self, seen: list[torch.Tensor], epochs: int) -> None:
+        self.seen, self.epochs = seen, epochs
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0 and trainer.current_epoch < self.epochs:
+            self.seen.append(batch[0].clone())
 
 
 def test_same_seed_same_metrics_on_cpu(make_cfg, tmp_path):

@@ -185,10 +185,14 @@ class ImageDataModule(L.LightningDataModule):
         return self._resident[key]
 
     def _sampler(self, split: Split, train: bool) -> EpochSampler:
-        """This rank's shard; the training order is a pure function of (seed, epoch)."""
+        """This rank's shard; the training order is a pure function of (seed, epoch).
+
+        With `trainer.overfit_batches` the order is fixed, so every epoch trains on the same
+        batches (Lightning turns shuffling off only for the DataLoaders it can see)."""
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = EpochSampler(split, seed=self.seed, shuffle=train, rank=rank, world_size=world)
+        shuffle = train and not (trainer is not None and trainer.overfit_batches > 0)
+        sampler = EpochSampler(split, seed=self.seed, shuffle=shuffle, rank=rank, world_size=world)
         if train and self._resume_position is not None:
             sampler.resume_at(*self._resume_position)
             self._resume_position = None
