@@ -17,8 +17,8 @@ SRC = Path(cnnlab.__file__).resolve().parents[1]
 QUIET = [
     "callbacks.rich_progress_bar=null",
     "logger=csv",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
     "trainer.num_sanity_val_steps=0",
 ]
 
