@@ -27,6 +27,7 @@ from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.training.build import build, build_list, build_model, resolve_precision
 from cnnlab.training.callbacks.resume import exit_after_interrupt
+from cnnlab.training.hparams import log_hyperparameters, run_hparams
 from cnnlab.training.validation import validate_config
 
 METRICS_FILE = "metrics.json"
@@ -89,6 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build_run(cfg)
     refuse_script_relaunch_in_multirun(trainer)
+    log_hyperparameters(trainer.loggers, run_hparams(cfg), module.compared_on)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = start_checkpoint(cfg, module, current)
 
@@ -126,6 +128,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "params": sum(p.numel() for p in module.model.parameters()),
             "best_checkpoint": best_path,
             "run_dir": str(output_dir),
+            "tags": [str(tag) for tag in cfg.get("tags") or []],
         }
     )
     if trainer.is_global_zero and not trainer.fast_dev_run:
