@@ -23,6 +23,7 @@ from rich.table import Table
 from cnnlab.checkpoints.resume import finished_metrics, start_checkpoint
 from cnnlab.config import config_to_save
 from cnnlab.errors import CnnlabError, exits_cleanly
+from cnnlab.noise import silence_library_noise
 from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.training.build import build, build_list, build_model, resolve_precision
@@ -179,6 +180,7 @@ def print_summary(metrics: dict[str, Any], cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored score (val/acc, val/r2: higher is better)
     so sweepers can optimise it."""
+    silence_library_noise()
     try:
         metrics = train(cfg)
     except FileNotFoundError as err:  # a path in the config that does not exist
