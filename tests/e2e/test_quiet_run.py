@@ -33,4 +33,6 @@ def test_quickstart_run_prints_none_of_the_known_noise(tmp_path, synthetic_data_
     assert result.returncode == 0, explain(result)
     output = result.stdout + result.stderr
     assert [noise for noise in NOISE if noise in output] == [], explain(result)
-    assert "Epoch 0" in output and "test/acc" in output  # progress and results still there
+    # What a run does print: its config tree, progress and results.
+    assert "model: simple_cnn" in output and "optim: adam" in output
+    assert "Epoch 0" in output and "test/acc" in output

@@ -62,13 +62,13 @@ def group_choices() -> dict[str, str]:
     return {
         str(group): str(option)
         for group, option in choices.items()
-        if option is not None and "/" not in str(group) and not _skipped(str(group))
+        if option is not None and "/" not in str(group)
     }
 
 
 def run_hparams(cfg: DictConfig) -> dict[str, Value]:
     """The hyperparameters of a composed run config, flat, with values loggers accept."""
-    params: dict[str, Value] = dict(group_choices())
+    params: dict[str, Value] = {k: v for k, v in group_choices().items() if not _skipped(k)}
     params.update(flatten(config_to_save(cfg)))
     params["tags"] = ", ".join(str(t) for t in cfg.get("tags") or [])
     return params
