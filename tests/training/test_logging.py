@@ -89,3 +89,20 @@ def test_hyperparameters_in_the_csv_logs_hparams_yaml_and_tags_in_metrics_json(l
     assert hparams["tags"] == "smoke, lr_sweep"
     metrics = json.loads((logged_run / "metrics.json").read_text())
     assert metrics["tags"] == ["smoke", "lr_sweep"]
+
+
+@pytest.mark.parametrize("option", ["mlflow", "wandb"])
+def test_optional_logger_without_its_package_is_one_line_naming_the_extra(
+    make_cfg, monkeypatch, option
+):
+    import importlib.util
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training.task import build_run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == option else real(name, *a)
+    )
+    with pytest.raises(CnnlabError, match=rf"pip install -e '\.\[{option}\]'"):
+        build_run(make_cfg([f"logger={option}"]))

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from cnnlab.config import config_to_save
+from cnnlab.paths import CONFIG_DIR
 
 Value = str | int | float | bool
 NOT_HYPERPARAMETERS = ("hydra", "paths", "logger", "trainer.plugins")
@@ -62,7 +63,10 @@ def group_choices() -> dict[str, str]:
     return {
         str(group): str(option)
         for group, option in choices.items()
-        if option is not None and "/" not in str(group)
+        if option is not None
+        and "/" not in str(group)
+        # an optional group whose file is absent (local: default) chose nothing
+        and (CONFIG_DIR / str(group) / f"{option}.yaml").is_file()
     }
 
 

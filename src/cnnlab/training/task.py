@@ -32,6 +32,7 @@ from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.training.build import build, build_list, build_model, resolve_precision
 from cnnlab.training.callbacks.resume import exit_after_interrupt
 from cnnlab.training.hparams import group_choices, log_hyperparameters, run_hparams
+from cnnlab.training.loggers import close_loggers
 from cnnlab.training.validation import validate_config
 
 METRICS_FILE = "metrics.json"
@@ -138,6 +139,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero and not trainer.fast_dev_run:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    close_loggers(trainer.loggers)  # this job's runs end here (the next job of -m starts its own)
     return metrics
 
 
