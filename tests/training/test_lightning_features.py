@@ -13,7 +13,8 @@ from lightning.pytorch.profilers import SimpleProfiler
 import cnnlab.config
 from cnnlab.config import compose_run_config
 from cnnlab.paths import CONFIG_DIR, REPO_ROOT
-from cnnlab.training.task import build_run, print_config_tree, train
+from cnnlab.training.config_tree import print_config_tree
+from cnnlab.training.task import build_run, train
 
 QUIET = ["callbacks.rich_progress_bar=null", "trainer.enable_progress_bar=false"]
 

@@ -13,15 +13,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import hydra
 import lightning as L
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
-from rich.tree import Tree
 
 from cnnlab.checkpoints.resume import finished_metrics, start_checkpoint
 from cnnlab.config import config_to_save
@@ -31,7 +28,8 @@ from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.training.build import build, build_list, build_model, resolve_precision
 from cnnlab.training.callbacks.resume import exit_after_interrupt
-from cnnlab.training.hparams import group_choices, log_hyperparameters, run_hparams
+from cnnlab.training.config_tree import print_config_tree
+from cnnlab.training.hparams import log_hyperparameters, run_hparams
 from cnnlab.training.loggers import close_loggers
 from cnnlab.training.validation import validate_config
 
@@ -141,33 +139,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     close_loggers(trainer.loggers)  # this job's runs end here (the next job of -m starts its own)
     return metrics
-
-
-class _TreeDumper(yaml.SafeDumper):
-    """YAML with lists on one line (`channels: [32, 64]`): a shorter tree."""
-
-
-_TreeDumper.add_representer(
-    list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
-)
-
-
-def _yaml(node: dict[str, Any]) -> Syntax:
-    text = yaml.dump(node, Dumper=_TreeDumper, sort_keys=False).rstrip()
-    return Syntax(text, "yaml", word_wrap=True)
-
-
-def print_config_tree(cfg: DictConfig) -> None:
-    """The composed run config as a tree, one branch per config group labelled with the
-    option it chose (lightning-hydra-template's print_config_tree): what is about to run."""
-    choices = group_choices()
-    resolved = config_to_save(cfg)
-    tree = Tree("config", guide_style="dim")
-    tree.add(_yaml({k: v for k, v in resolved.items() if not isinstance(v, dict)}))
-    for key, value in resolved.items():
-        if isinstance(value, dict):
-            tree.add(f"{key}: {choices[key]}" if key in choices else key).add(_yaml(value))
-    Console().print(tree)
 
 
 def print_summary(metrics: dict[str, Any], cfg: DictConfig) -> None:
