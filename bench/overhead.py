@@ -43,7 +43,7 @@ def run_overrides(recipe: str, seed: int, epochs: int, batches: int | None) -> l
     overrides = [f"experiment={recipe}", f"seed={seed}", *NO_EXTRAS]
     overrides.append(f"trainer.max_epochs={epochs}")
     if batches:
-        overrides.append(f"+trainer.limit_train_batches={batches}")
+        overrides.append(f"trainer.limit_train_batches={batches}")
     return overrides
 
 

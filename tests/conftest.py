@@ -81,8 +81,8 @@ def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         [
             "experiment=quickstart",
             "trainer.max_epochs=2",
-            "+trainer.limit_train_batches=40",
-            "+trainer.limit_val_batches=2",
+            "trainer.limit_train_batches=40",
+            "trainer.limit_val_batches=2",
             "callbacks.rich_progress_bar=null",
         ],
         run_dir,

@@ -27,7 +27,7 @@ def test_two_process_cpu_evaluation_equals_one_process(tmp_path: Path) -> None:
             f"paths.data_dir={data}",
             f"hydra.run.dir={run_dir}",
             "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=2",
+            "trainer.limit_train_batches=2",
             *EVAL_ARGS,
         ]
     )

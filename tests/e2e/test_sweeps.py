@@ -107,8 +107,8 @@ def test_optuna_search_continues_the_same_study(tmp_path: Path, synthetic_data_d
         f"paths.data_dir={synthetic_data_dir}",
         "data.val_size=20",
         "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=1",
-        "+trainer.limit_val_batches=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
         "test=false",
         *QUIET,
     ]

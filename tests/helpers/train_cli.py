@@ -17,8 +17,8 @@ SRC = Path(cnnlab.__file__).resolve().parents[1]
 QUIET = [
     "callbacks.rich_progress_bar=null",
     "logger=csv",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
     "trainer.num_sanity_val_steps=0",
 ]
 
@@ -67,16 +67,19 @@ def run_train(
     extra_path: Path | None = None,
     timeout: float = 300,
     data_dir: Path | None = None,
+    show_warnings: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """`python train.py *args` with this checkout's cnnlab, on 1 thread (bitwise repeatable);
-    `data_dir` becomes CNNLAB_DATA_DIR."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LOCAL_RANK")}
+    `data_dir` becomes CNNLAB_DATA_DIR; warnings are hidden unless `show_warnings`."""
+    unset = ("HYDRA_FULL_ERROR", "LOCAL_RANK", "PYTHONWARNINGS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     if data_dir is not None:
         env["CNNLAB_DATA_DIR"] = str(data_dir)
     paths = [str(SRC)] + ([str(extra_path)] if extra_path else [])
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONWARNINGS"] = "ignore"
+    if not show_warnings:
+        env["PYTHONWARNINGS"] = "ignore"
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), *args],
         cwd=REPO_ROOT,

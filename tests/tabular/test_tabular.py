@@ -24,8 +24,8 @@ from cnnlab.training.task import build_run, train
 
 QUIET = [
     "callbacks.rich_progress_bar=null",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
 ]
 
 

@@ -32,8 +32,8 @@ from cnnlab.verbs.runs import load_run
 
 QUIET = [
     "callbacks.rich_progress_bar=null",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
 ]
 
 

@@ -155,3 +155,19 @@ def test_report_cli_refuses_a_path_that_is_not_a_run(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path) in err[0] and "neither a run dir" in err[0]
+
+
+def test_cifar10_references_carry_the_current_speed_records_with_their_sources():
+    from cnnlab.reporting.references import REFERENCES, references_for
+
+    refs = {r.method: r for r in references_for("cifar10")}
+    records = {  # method: (accuracy %, time as the source's README gives it)
+        "airbench94_muon": (94.01, "2.59 s"),
+        "airbench96_faster": (96.00, "27.3 s"),
+        "cifar10-speedrun (Hiverge)": (94.01, "2.015 s"),
+    }
+    for method, (accuracy, seconds) in records.items():
+        assert refs[method].accuracy == accuracy and seconds in refs[method].note, method
+    assert refs["cifar10-speedrun (Hiverge)"].url == "https://github.com/hiverge/cifar10-speedrun"
+    assert not any("3.29 s" in r.note for r in REFERENCES)  # the paper's superseded figure
+    assert all(r.url.startswith("https://") and r.source for r in REFERENCES)

@@ -34,6 +34,8 @@ def regression_metrics(prefix: str) -> MetricCollection:
 class RegressionModule(TaskModule):
     """A single-output model trained on a real-valued target, metrics in the target's units."""
 
+    compared_on = ("val/r2", "val/loss", "test/r2", "test/loss")
+
     def __init__(
         self,
         model: nn.Module,
@@ -81,7 +83,8 @@ class RegressionModule(TaskModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, _, _ = self._step(batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

@@ -33,6 +33,27 @@ from cnnlab.training.tta import TTA_MODES, tta_logits
 MIN_SCHEDULE_STEPS = 10
 CONFIG_KEY = "cnnlab_config"  # where a checkpoint keeps the run config that wrote it
 
+# Every scalar a classification run logs: TensorBoard tags, CSV columns, MLflow and W&B keys.
+# One list, stable names; docs/ecosystem.md documents the same and a test compares both with
+# the event files. `lr` is the optimizer's learning rate (`lr/<group>` per parameter group
+# when it has several), `epoch` is Lightning's own.
+SCALARS = (
+    "train/loss",  # epoch mean of the training loss
+    "train/loss_step",  # per optimizer step (every trainer.log_every_n_steps)
+    "train/acc",
+    "val/loss",
+    "val/acc",
+    "lr",
+    "epoch",
+    "test/loss",
+    "test/acc",
+    "test/precision",
+    "test/recall",
+    "test/f1",
+)
+# Binary targets only (the tabular case study) add test/auroc; per class, after test:
+PER_CLASS_SCALAR = "test_per_class/{metric}/{class_name}"  # metric: precision | recall | f1
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
@@ -50,6 +71,9 @@ def schedule_length(optimizer_steps: int) -> int:
 class TaskModule(L.LightningModule):
     """A plain model plus what training it needs: optimizer/scheduler wiring, data-dependent
     init, and a self-describing checkpoint. Subclasses add the loss and the metrics."""
+
+    # The logged metrics runs are compared on (the columns of TensorBoard's HPARAMS tab).
+    compared_on: tuple[str, ...] = ("val/loss", "test/loss")
 
     def __init__(
         self,
@@ -111,6 +135,8 @@ class TaskModule(L.LightningModule):
 
 class ClassificationModule(TaskModule):
     """Cross-entropy training with torchmetrics accuracy, macro and per-class P/R/F1."""
+
+    compared_on = ("val/acc", "val/loss", "test/acc", "test/loss")
 
     def __init__(
         self,
@@ -190,7 +216,9 @@ class ClassificationModule(TaskModule):
     ) -> torch.Tensor:
         loss, logits, labels = self._step(batch)
         self.train_acc(logits, labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        # Two names rather than Lightning's `_step`/`_epoch` suffixes: `train/loss` is the curve.
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

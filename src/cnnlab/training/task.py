@@ -23,10 +23,14 @@ from rich.table import Table
 from cnnlab.checkpoints.resume import finished_metrics, start_checkpoint
 from cnnlab.config import config_to_save
 from cnnlab.errors import CnnlabError, exits_cleanly
+from cnnlab.noise import silence_library_noise
 from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.training.build import build, build_list, build_model, resolve_precision
 from cnnlab.training.callbacks.resume import exit_after_interrupt
+from cnnlab.training.config_tree import print_config_tree
+from cnnlab.training.hparams import log_hyperparameters, run_hparams
+from cnnlab.training.loggers import close_loggers
 from cnnlab.training.validation import validate_config
 
 METRICS_FILE = "metrics.json"
@@ -89,6 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module, trainer = build_run(cfg)
     refuse_script_relaunch_in_multirun(trainer)
+    log_hyperparameters(trainer.loggers, run_hparams(cfg), module.compared_on)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = start_checkpoint(cfg, module, current)
 
@@ -126,11 +131,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "params": sum(p.numel() for p in module.model.parameters()),
             "best_checkpoint": best_path,
             "run_dir": str(output_dir),
+            "tags": [str(tag) for tag in cfg.get("tags") or []],
         }
     )
     if trainer.is_global_zero and not trainer.fast_dev_run:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    close_loggers(trainer.loggers)  # this job's runs end here (the next job of -m starts its own)
     return metrics
 
 
@@ -176,7 +183,11 @@ def print_summary(metrics: dict[str, Any], cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best monitored score (val/acc, val/r2: higher is better)
     so sweepers can optimise it."""
+    silence_library_noise()
     try:
+        if cfg.get("print_config", True) and rank_zero_only.rank == 0:
+            validate_config(cfg)  # a bad value is its one error line, not a tree first
+            print_config_tree(cfg)
         metrics = train(cfg)
     except FileNotFoundError as err:  # a path in the config that does not exist
         raise CnnlabError(f"{err.filename}: not found ({err.strerror})") from None

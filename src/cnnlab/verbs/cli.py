@@ -25,6 +25,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from cnnlab.config import compose_config
 from cnnlab.errors import CnnlabError
+from cnnlab.noise import silence_library_noise
 from cnnlab.paths import CONFIG_DIR
 
 
@@ -33,7 +34,8 @@ def quiet_lightning() -> None:
     dataloader hints say nothing about an evaluation the user asked for."""
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
+    silence_library_noise()
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 @dataclass

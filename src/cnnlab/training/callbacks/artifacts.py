@@ -63,12 +63,9 @@ class TrainingCurves(Callback):
         for name in CURVE_METRICS:
             if not name.startswith(prefix):
                 continue
-            # train/loss is logged per step and per epoch: its epoch mean is `<name>_epoch`.
-            for key in (f"{name}_epoch", name):
-                value = _scalar(trainer.callback_metrics.get(key))
-                if value is not None:
-                    row[name] = value
-                    break
+            value = _scalar(trainer.callback_metrics.get(name))
+            if value is not None:
+                row[name] = value
 
     def _sample_lr(self, trainer: L.Trainer, force: bool = False) -> None:
         """Append (epochs done, lr in effect from now on) when the lr has changed.

@@ -100,7 +100,8 @@ class LastCheckpoint(Checkpoint):
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.fast_dev_run or trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        trainer.save_checkpoint(self.path)
+        # The full state (optimizer, loops, callbacks) is what a resume needs.
+        trainer.save_checkpoint(self.path, weights_only=False)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         if self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
