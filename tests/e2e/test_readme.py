@@ -35,6 +35,7 @@ PARSE_OPTIONS = {
     "predict": {"run_overrides": True},
     "export": {"run_overrides": True},
     "report": {"positional": True},
+    "tune": {"run_overrides": True},
 }
 
 
