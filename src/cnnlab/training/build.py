@@ -7,6 +7,7 @@ as one line naming the config group.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import hydra
@@ -31,11 +32,14 @@ def build(node: Any, group: str, **kwargs: Any) -> Any:
         raise CnnlabError(f"{group}: cannot build {node.get('_target_', node)} ({err})") from None
 
 
+CPU_BF16_ENV = "CNNLAB_CPU_BF16"
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 math (AVX512-BF16 or AMX).
 
-    Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on the
-    2-core AMD EPYC (AVX2) machines this suite is developed on.
+    Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on
+    2-core AMD EPYC (AVX2) machines.
     """
     try:
         with open("/proc/cpuinfo") as handle:
@@ -43,6 +47,23 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_bf16() -> bool:
+    """Whether `precision: auto` trains in bf16-mixed on the CPU.
+
+    `CNNLAB_CPU_BF16=1` forces bf16-mixed and `=0` fp32 whatever the CPU has, so one machine
+    can run (and CI can test) what `auto` does on the other CPU kind; unset or empty: detect.
+    """
+    value = os.environ.get(CPU_BF16_ENV, "").strip()
+    if value == "":
+        return cpu_has_bf16()
+    if value not in ("0", "1"):
+        raise CnnlabError(
+            f"{CPU_BF16_ENV}={value!r} is not valid: use 1 (bf16-mixed on CPU), "
+            "0 (fp32 on CPU) or leave it unset (detect native bf16)"
+        )
+    return value == "1"
 
 
 def resolve_precision(accelerator: str, precision: Any) -> Any:
@@ -53,7 +74,7 @@ def resolve_precision(accelerator: str, precision: Any) -> Any:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     if accelerator in ("auto", "mps") and torch.backends.mps.is_available():
         return "32-true"
-    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+    return "bf16-mixed" if cpu_bf16() else "32-true"
 
 
 def build_list(node: DictConfig | None, group: str) -> list[Any]:
