@@ -38,8 +38,8 @@ CPU_BF16_ENV = "CNNLAB_CPU_BF16"
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 math (AVX512-BF16 or AMX).
 
-    Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on
-    2-core AMD EPYC (AVX2) machines.
+    Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on the
+    2-core AMD EPYC (AVX2) machines this suite is developed on.
     """
     try:
         with open("/proc/cpuinfo") as handle:
