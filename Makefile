@@ -5,7 +5,7 @@ PYTHON ?= python3
 # `make setup` is idempotent: the stamp records what was installed and from which pyproject.
 SETUP_STAMP := .setup.stamp
 
-.PHONY: setup train test test-fast lint clean-stamp
+.PHONY: setup train test test-precision test-fast lint gpu-check gpu-pack clean-stamp
 
 setup: $(SETUP_STAMP)
 
@@ -22,9 +22,25 @@ train: setup
 test: setup
 	$(PYTHON) -m pytest
 
+# The tests whose numbers depend on what `precision: auto` picks, with bf16 forced on: on an
+# AVX2 machine (auto: fp32) this proves the bf16-mixed path of a bf16 CPU. CI runs it after `test`.
+test-precision: setup
+	CNNLAB_CPU_BF16=1 $(PYTHON) -m pytest -m precision
+
 # The inner loop: unit layers only (no end-to-end processes, no slow real-data runs).
 test-fast: setup
 	$(PYTHON) -m pytest --ignore=tests/e2e -m "not slow"
 
 lint: setup
 	$(PYTHON) -m ruff check .
+
+# On a CUDA machine (no `make setup` there: it installs nothing): GPU-marked tests and
+# airbench94 time-to-94% with and without compile, one JSON (docs/machine-kinds.md).
+# GPU_CHECK_ARGS=--dry-run runs its CPU-side parts anywhere.
+GPU_CHECK_ARGS ?=
+gpu-check:
+	bash bench/gpu_check.sh $(GPU_CHECK_ARGS)
+
+# Where pip and the data are: the wheels and CIFAR-10 parts the GPU machine needs.
+gpu-pack: setup
+	bash bench/gpu_check.sh --pack

@@ -1,8 +1,10 @@
 """Shared by the bench/ scripts: the machine, the command, the load, and the JSON record.
 
-Every benchmark prints its figures and writes one JSON file holding the machine it ran on,
-the exact command, the load average before and after (other processes on a shared CPU
-make timings slower, never faster: the load shows how much), and the figures.
+Every benchmark prints its figures and writes one JSON file holding the machine it ran on
+(with its CPU kind: a figure from an AVX2 CPU, where `precision: auto` is fp32, says nothing
+about a bf16 CPU, where it is bf16-mixed), the exact command, the load average before and
+after (other processes on a shared CPU make timings slower, never faster: the load shows
+how much), and the figures.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import shlex
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from cnnlab.training.build import CPU_BF16_ENV, cpu_bf16, cpu_has_bf16, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -33,10 +38,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_kind() -> str:
+    """The CPU's vector ISA as torch dispatches it, plus `bf16` when bf16 math is native:
+    "AVX-512 bf16" (auto: bf16-mixed), "AVX2" or "AVX-512" (auto: fp32)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    isa = {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(capability, capability)
+    return f"{isa} bf16" if cpu_has_bf16() else isa
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     info: dict[str, Any] = {
         "cpu": cpu_model(),
+        "cpu_kind": cpu_kind(),
+        "cpu_native_bf16": cpu_has_bf16(),
+        # CNNLAB_CPU_BF16 as set (null: detected), and what `precision: auto` does on this CPU.
+        "cpu_bf16_override": os.environ.get(CPU_BF16_ENV) or None,
+        "cpu_auto_precision": "bf16-mixed" if cpu_bf16() else "32-true",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -107,3 +125,19 @@ def compose_train_config(overrides: list[str], output_dir: Path) -> Any:
     from cnnlab.config import compose_run_config
 
     return compose_run_config(overrides, output_dir)
+
+
+def suite_precision(cfg: Any) -> str:
+    """The precision the suite trains a composed config in (`auto` resolved for this machine)."""
+    trainer = cfg.trainer
+    return str(resolve_precision(trainer.get("accelerator", "auto"), trainer.precision))
+
+
+def autocast(precision: str, device: str = "cpu") -> AbstractContextManager[Any]:
+    """The context Lightning's precision plugin puts around forward and loss, for a bare loop
+    that must do the suite's arithmetic: nothing for fp32, bf16 autocast for bf16-mixed."""
+    if precision in ("32-true", "32"):
+        return nullcontext()
+    if precision == "bf16-mixed":
+        return torch.autocast(device, dtype=torch.bfloat16, cache_enabled=False)
+    raise SystemExit(f"bench: the bare loop runs 32-true or bf16-mixed, not {precision}")

@@ -7,11 +7,14 @@ and loss, the same optimizer steps and the same validation pass at each epoch en
 suite runs the recipe as `train.py` builds it, with all its conveniences on (checkpointing,
 TensorBoard logging, LR monitor, progress bar, early stopping, sanity check, metrics); only
 the recipe's extra algorithms (lookahead, bias freezing) are switched off on both sides,
-since the bare loop does not implement them. Runs alternate suite / bare, so load changes
-on a shared machine hit both; the figures are the ratios of the medians of wall time and of
-CPU time (process time, all threads: much less disturbed by other jobs on a shared CPU than
-wall time), and the pairwise ratios. The final weights of both sides are compared to show
-the work was the same.
+since the bare loop does not implement them. Both sides compute in the precision the suite
+resolves (`precision: auto`: bf16-mixed on a CPU with native bf16, fp32 on AVX2; set
+CNNLAB_CPU_BF16 to choose): the bare loop under the autocast Lightning would use. Runs
+alternate suite / bare, so load changes on a shared machine hit both; the figures are the
+ratios of the medians of wall time and of CPU time (process time, all threads: much less
+disturbed by other jobs on a shared CPU than wall time), and the pairwise ratios. The final
+weights of both sides must be identical (the proof the work was the same): if they are not,
+the script writes its JSON and exits 1.
 
     python bench/overhead.py --recipe fmnist_fast_cpu --rounds 3
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +31,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from common import Record, compose_train_config, set_threads
+from common import Record, autocast, compose_train_config, set_threads, suite_precision
 
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
@@ -77,6 +81,7 @@ def run_bare(cfg: Any) -> tuple[tuple[float, float], torch.nn.Module]:
     model = build(cfg.model, "model", **dm.model_kwargs())
     dm.setup("fit")
     train, val = dm.train_split, dm.val_split
+    precision = suite_precision(cfg)
     started = clocks()
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -103,13 +108,14 @@ def run_bare(cfg: Any) -> tuple[tuple[float, float], torch.nn.Module]:
             if step == per_epoch:
                 break
             images = dm.augment.batch(images, generator, index=index, epoch=epoch)
-            loss = criterion(model(dm.normalize(images)), labels)
+            with autocast(precision):
+                loss = criterion(model(dm.normalize(images)), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision):
             correct = 0
             for images, labels in DeviceBatches(
                 val, cfg.data.eval_batch_size, EpochSampler(val, seed=0, shuffle=False)
@@ -141,9 +147,11 @@ def main() -> None:
     wall: dict[str, list[float]] = {"suite": [], "bare": []}
     cpu: dict[str, list[float]] = {"suite": [], "bare": []}
     diffs = []
+    precision = ""
     with tempfile.TemporaryDirectory(prefix="cnnlab_overhead_") as tmp:
         for r in range(args.rounds):
             cfg = config(args, Path(tmp) / f"r{r}")
+            precision = suite_precision(cfg)
             order = [("suite", run_suite), ("bare", run_bare)]
             if r % 2:  # alternate which side goes first
                 order.reverse()
@@ -152,7 +160,10 @@ def main() -> None:
                 (wall_s, cpu_s), models[side] = fn(cfg)
                 wall[side].append(round(wall_s, 3))
                 cpu[side].append(round(cpu_s, 3))
-                print(f"round {r} {side}: {wall_s:.2f} s wall, {cpu_s:.2f} s cpu", flush=True)
+                print(
+                    f"round {r} {side} ({precision}): {wall_s:.2f} s wall, {cpu_s:.2f} s cpu",
+                    flush=True,
+                )
             diffs.append(max_weight_difference(models["suite"], models["bare"]))
             print(f"round {r}: max |suite - bare| weight difference {diffs[-1]:.2e}", flush=True)
 
@@ -165,6 +176,7 @@ def main() -> None:
     figures = {
         "recipe": args.recipe,
         "overrides": args.overrides,
+        "precision": precision,
         "epochs_per_run": args.epochs,
         "train_batches_per_epoch": args.batches or "all",
         "wall_s": wall,
@@ -174,12 +186,18 @@ def main() -> None:
         "wall_pairwise_ratios": pairwise(wall),
         "cpu_pairwise_ratios": pairwise(cpu),
         "max_weight_difference": diffs,
+        "weights_identical": all(d == 0.0 for d in diffs),
         "goal_ratio": args.goal,
         "goal_met_wall": ratio(wall) <= args.goal,
         "goal_met_cpu": ratio(cpu) <= args.goal,
     }
     print(figures)
     record.write(**figures)
+    if not figures["weights_identical"]:
+        sys.exit(
+            f"overhead: suite and bare loop ended with different weights (max |difference| "
+            f"{max(diffs):.3g}, {precision}): the two sides did not do the same work"
+        )
 
 
 if __name__ == "__main__":

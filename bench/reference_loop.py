@@ -2,8 +2,9 @@
 
 An airbench-shaped net (conv-BN-GELU blocks with max-pooling, widths 32/64/128), random
 flip + translate, Nesterov SGD with OneCycle, flip test-time augmentation, the test set
-evaluated after every epoch. `time_to_accuracy.py --reference` runs it beside the suite.
-Only the file reading comes from cnnlab (reading the pickles is not what is compared).
+evaluated after every epoch. `time_to_accuracy.py --reference` runs it beside the suite,
+in the precision the suite resolved (fp32 on an AVX2 CPU, bf16 autocast on a CPU with native
+bf16). Only the file reading comes from cnnlab (reading the pickles is not what is compared).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import autocast
 from torch import nn
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -55,7 +56,7 @@ def run_reference(
     widths: tuple[int, int, int] = (32, 64, 128),
     batch_size: int = 512,
     lr: float = 0.2,
-    bf16: bool = False,
+    precision: str = "32-true",
     on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train; return per-epoch test accuracy (flip-TTA) and the wall time it was reached."""
@@ -77,12 +78,11 @@ def run_reference(
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = epochs * -(-len(x_train) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.25)
-    autocast = torch.autocast("cpu", torch.bfloat16) if bf16 else nullcontext()
     history, reached, monitor = [], None, 0.0
     for epoch in range(epochs):
         net.train()
         for idx in torch.randperm(len(x_train)).split(batch_size):
-            with autocast:
+            with autocast(precision):
                 loss = F.cross_entropy(
                     net(augment(x_train[idx], 2)), train.labels[idx], label_smoothing=0.2
                 )
@@ -92,7 +92,7 @@ def run_reference(
             sched.step()
         t0 = time.perf_counter()
         net.eval()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(precision):
             correct = sum(
                 int(((net(x) + net(x.flip(-1))).argmax(1) == y).sum())
                 for x, y in zip(x_test.split(1000), test.labels.split(1000), strict=True)

@@ -1,9 +1,10 @@
-"""Why the CPU recipes train in fp32 + channels_last, eager: the CPU cost of one training
-step of the airbench net in fp32 and bf16 autocast, in each memory format, eager and under
-`torch.compile`, on this machine.
+"""Why `precision: auto` is fp32 on CPUs without native bf16, and the CPU recipes run
+channels_last, eager: the CPU cost of one training step of the airbench net in fp32 and bf16
+autocast, in each memory format, eager and under `torch.compile`, on this machine.
 
 Without native bf16 instructions (AVX512-BF16 / AMX), bf16 autocast on a CPU converts
-around every op; channels_last lets oneDNN pick its fastest convolution layouts. The compile
+around every op; with them (the JSON's machine.cpu_kind says "... bf16") it is the faster
+one. channels_last lets oneDNN pick its fastest convolution layouts. The compile
 time (first step) is reported apart from the per-step cost. `--widths 64 256 256 --batch
 1024` gives airbench94's step, from which docs/benchmarks.md projects its epoch time on a CPU.
 

@@ -5,7 +5,9 @@ Trainer, DataModule, ClassificationModule, the recipe's callbacks); a callback e
 the official test set (with the recipe's test-time augmentation) at the end of every
 epoch and stops the run once the target is reached. Repeated over N seeds. `--reference`
 also runs the bare-PyTorch reference loop (bench/reference_loop.py) in the same process,
-alternating with the suite seed by seed, so both see the same machine load.
+alternating with the suite seed by seed, so both see the same machine load, and in the
+precision the suite resolved (`precision: auto`: fp32 on AVX2, bf16-mixed on a CPU with
+native bf16; CNNLAB_CPU_BF16=0|1 chooses).
 
 Times are reported per epoch, all from the call to `fit` (data loading included):
 - `wall_s`: everything, including the per-epoch test evaluations that this benchmark adds;
@@ -65,7 +67,9 @@ class TestSetMonitor(Callback):
         module.eval()
         correct = 0
         for images, labels in batches:
-            logits = tta_logits(module, datamodule.normalize(images), module.tta)
+            # In the run's precision (bf16 autocast on a bf16 CPU), as its test step would.
+            with trainer.precision_plugin.forward_context():
+                logits = tta_logits(module, datamodule.normalize(images), module.tta)
             correct += int((logits.argmax(1) == labels).sum())
         module.train(was_training)
         return correct / len(datamodule.test_split)
@@ -107,6 +111,7 @@ def run_suite(recipe: str, seed: int, target: float, overrides: list[str]) -> di
         total = time.perf_counter() - started[0]
     return {
         "seed": seed,
+        "precision": str(trainer.precision),
         "reached": monitor.reached,
         "epochs": monitor.history,
         "fit_s": round(total, 2),
@@ -147,7 +152,6 @@ def main() -> None:
     parser.add_argument(
         "--reference-seeds", type=int, default=None, help="bare-loop runs (default: --seeds)"
     )
-    parser.add_argument("--reference-bf16", action="store_true", help="bf16 autocast (slow here)")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/...)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the suite")
     args = parser.parse_args()
@@ -172,15 +176,17 @@ def main() -> None:
                 seed,
                 args.reference_epochs,
                 args.target,
-                bf16=args.reference_bf16,
+                precision=suite_runs[-1]["precision"],
                 on_epoch=lambda row: print(f"  reference epoch {row}", flush=True),
             )
             reference_runs.append({"seed": seed, **result})
             print(f"  reached: {result['reached']}", flush=True)
 
+    precision = suite_runs[0]["precision"] if suite_runs else None
     figures: dict[str, Any] = {
         "recipe": args.recipe,
         "overrides": args.overrides,
+        "precision": precision,
         "suite": summarize(suite_runs, args.target, args.goal_s),
         "suite_runs": suite_runs,
     }
@@ -189,7 +195,7 @@ def main() -> None:
         figures["reference_runs"] = reference_runs
         figures["reference_config"] = {
             "epochs": args.reference_epochs,
-            "bf16": args.reference_bf16,
+            "precision": precision,
             "widths": [32, 64, 128],
         }
     print({k: v for k, v in figures.items() if not k.endswith("_runs")})

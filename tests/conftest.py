@@ -72,7 +72,8 @@ def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A finished short real run (simple_cnn on Fashion-MNIST, 2 x 40 batches): its run dir.
 
     Holds metrics.json, checkpoints/ (best + last) and tensorboard/ like any run; shared by
-    the tests of every verb that reads runs or checkpoints.
+    the tests of every verb that reads runs or checkpoints. In fp32 on every machine kind:
+    those tests compare its numbers exactly with fp32 passes over the same checkpoint.
     """
     from cnnlab.training.task import train
 
@@ -81,6 +82,7 @@ def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         [
             "experiment=quickstart",
             "trainer.max_epochs=2",
+            "trainer.precision=32-true",
             "trainer.limit_train_batches=40",
             "trainer.limit_val_batches=2",
             "callbacks.rich_progress_bar=null",

@@ -1,8 +1,10 @@
 """bench/overhead.py compares like with like: its bare loop must do exactly the suite's work.
 
 The overhead figure is only a figure about the suite if both sides run the same steps on the
-same batches with the same schedule; identical final weights are the proof. A truncated
-epoch (`--batches`) and a short run are where a schedule-length mismatch shows.
+same batches with the same schedule, in the same precision; identical final weights are the
+proof. A truncated epoch (`--batches`) and a short run are where a schedule-length mismatch
+shows; a bf16 CPU (or CNNLAB_CPU_BF16=1: the `precision` rerun) is where a precision
+mismatch shows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 import overhead
 
 
+@pytest.mark.precision
 @pytest.mark.parametrize(("epochs", "batches"), [(1, 3), (2, None)])
 def test_bare_loop_ends_with_the_suites_weights(
     make_cfg, tmp_path: Path, epochs: int, batches: int | None

@@ -122,6 +122,7 @@ def test_metrics_json_checkpoints_and_tensorboard_events(make_cfg, tmp_path):
 def test_precision_fits_the_hardware(monkeypatch):
     import cnnlab.training.build as build
 
+    monkeypatch.delenv(build.CPU_BF16_ENV, raising=False)  # detection, not the override
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     monkeypatch.setattr(build, "cpu_has_bf16", lambda: False)
@@ -137,6 +138,42 @@ def test_precision_fits_the_hardware(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert resolve_precision("auto", "auto") == "32-true"
     assert resolve_precision("auto", "16-mixed") == "16-mixed"  # explicit choice wins
+
+
+@pytest.mark.parametrize("native", [False, True])
+@pytest.mark.parametrize(("value", "expected"), [("1", "bf16-mixed"), ("0", "32-true")])
+def test_cpu_bf16_override_beats_detection_on_the_cpu_only(monkeypatch, native, value, expected):
+    import cnnlab.training.build as build
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(build, "cpu_has_bf16", lambda: native)
+    monkeypatch.setenv(build.CPU_BF16_ENV, value)
+    assert resolve_precision("auto", "auto") == expected
+    assert resolve_precision("cpu", "auto") == expected
+    assert resolve_precision("cpu", "32-true") == "32-true"  # explicit choice wins
+    monkeypatch.setenv(build.CPU_BF16_ENV, "")  # empty: detect
+    assert resolve_precision("cpu", "auto") == ("bf16-mixed" if native else "32-true")
+    monkeypatch.setenv(build.CPU_BF16_ENV, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the GPU decides on a GPU
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", "auto") == "16-mixed"
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "true"])
+def test_bad_cpu_bf16_override_is_one_error_naming_the_variable(monkeypatch, value):
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training.build import CPU_BF16_ENV
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setenv(CPU_BF16_ENV, value)
+    with pytest.raises(CnnlabError) as error:
+        resolve_precision("cpu", "auto")
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"CNNLAB_CPU_BF16='{value}'" in message and "1" in message and "0" in message
+    assert resolve_precision("cpu", "32-true") == "32-true"  # only `auto` reads it
 
 
 @pytest.mark.real_data

@@ -12,8 +12,9 @@ from PIL import Image
 from cnnlab.verbs.evaluate import evaluate, main, most_confident_mistakes
 from cnnlab.verbs.runs import load_run
 
-# Same hardware, same numbers: on CPU (fp32) evaluation repeats training's test pass exactly;
-# on a GPU both run in bf16/cuDNN, where summation order may move the last digits.
+# Same hardware, same precision (tiny_run trains in fp32; evaluation is pinned to it), same
+# numbers: on CPU evaluation repeats training's test pass exactly; on a GPU cuDNN's
+# algorithm choice and summation order may move the last digits.
 TOLERANCE = 5e-3 if torch.cuda.is_available() else 1e-6
 
 
@@ -28,7 +29,9 @@ def error_line(capsys) -> str:
 def evaluated(tiny_run, tmp_path_factory):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     out = tmp_path_factory.mktemp("eval") / "test"
-    result, written = evaluate(metrics["best_checkpoint"], split="test", out_dir=str(out))
+    result, written = evaluate(
+        metrics["best_checkpoint"], split="test", out_dir=str(out), precision="32-true"
+    )
     return metrics, result, written
 
 

@@ -8,6 +8,7 @@ as one line naming the config group.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 import hydra
@@ -32,6 +33,9 @@ def build(node: Any, group: str, **kwargs: Any) -> Any:
         raise CnnlabError(f"{group}: cannot build {node.get('_target_', node)} ({err})") from None
 
 
+CPU_BF16_ENV = "CNNLAB_CPU_BF16"
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 math (AVX512-BF16 or AMX).
 
@@ -46,6 +50,23 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_bf16() -> bool:
+    """Whether `precision: auto` trains in bf16-mixed on the CPU.
+
+    `CNNLAB_CPU_BF16=1` forces bf16-mixed and `=0` fp32 whatever the CPU has, so one machine
+    can run (and CI can test) what `auto` does on the other CPU kind; unset or empty: detect.
+    """
+    value = os.environ.get(CPU_BF16_ENV, "").strip()
+    if value == "":
+        return cpu_has_bf16()
+    if value not in ("0", "1"):
+        raise CnnlabError(
+            f"{CPU_BF16_ENV}={value!r} is not valid: use 1 (bf16-mixed on CPU), "
+            "0 (fp32 on CPU) or leave it unset (detect native bf16)"
+        )
+    return value == "1"
+
+
 def resolve_precision(accelerator: str, precision: Any) -> Any:
     """Turn `precision: auto` into the precision that fits the hardware Lightning will pick."""
     if precision != "auto":
@@ -54,7 +75,7 @@ def resolve_precision(accelerator: str, precision: Any) -> Any:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     if accelerator in ("auto", "mps") and torch.backends.mps.is_available():
         return "32-true"
-    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+    return "bf16-mixed" if cpu_bf16() else "32-true"
 
 
 def build_list(node: DictConfig | None, group: str) -> list[Any]:

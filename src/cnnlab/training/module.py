@@ -231,8 +231,9 @@ class ClassificationModule(TaskModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, logits, labels = self._step(batch, self.tta)
-        # Probabilities, not logits: AUROC ranks by them (argmax metrics are unchanged).
-        self.test_metrics.update(logits.softmax(dim=-1), labels)
+        # Probabilities, not logits: AUROC ranks by them (argmax metrics are unchanged). In fp32:
+        # a bf16 softmax (CPU autocast keeps bf16) ties classes that the logits tell apart.
+        self.test_metrics.update(logits.float().softmax(dim=-1), labels)
         self.test_per_class.update(logits, labels)
         self.test_confusion.update(logits, labels)
         self.test_loss.update(loss, weight=labels.numel())

@@ -1,0 +1,65 @@
+"""Benchmark records name the machine kind, and the bare loops compute in the suite's precision.
+
+A CPU figure from an AVX2 machine (auto: fp32) and one from a bf16 machine (auto: bf16-mixed)
+are different figures: every JSON says which kind, and the bare loops follow what `auto`
+resolved, so a suite-versus-bare comparison is like with like on either kind.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.paths import REPO_ROOT
+from cnnlab.training.build import CPU_BF16_ENV, resolve_precision
+from tests.helpers.data import write_cifar_batches
+
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+import common
+import reference_loop
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", "bf16-mixed"), ("0", "32-true")])
+def test_machine_record_names_the_cpu_kind_and_what_auto_picks(monkeypatch, value, expected):
+    monkeypatch.setenv(CPU_BF16_ENV, value)
+    record = common.machine()
+    assert record["cpu_bf16_override"] == value
+    assert record["cpu_auto_precision"] == expected
+    assert record["cpu_kind"].endswith(" bf16") == record["cpu_native_bf16"]
+    monkeypatch.delenv(CPU_BF16_ENV)
+    assert common.machine()["cpu_bf16_override"] is None
+
+
+def test_bare_loop_autocast_is_the_suites_precision():
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with common.autocast("32-true"):
+        assert (a @ b).dtype == torch.float32
+    with common.autocast("bf16-mixed"):
+        assert (a @ b).dtype == torch.bfloat16
+    assert (a @ b).dtype == torch.float32  # nothing leaks out of the context
+    with pytest.raises(SystemExit, match="not 16-mixed"):
+        common.autocast("16-mixed")
+
+
+@pytest.mark.precision
+def test_reference_loop_trains_in_the_precision_auto_resolves(monkeypatch, tmp_path: Path):
+    write_cifar_batches(tmp_path / "cifar-10-batches-py", per_batch=20, test_size=20)
+    precision = str(resolve_precision("cpu", "auto"))
+    seen: list[str] = []
+
+    def spy(requested: str):
+        seen.append(requested)
+        return common.autocast(requested)
+
+    monkeypatch.setattr(reference_loop, "autocast", spy)
+    result = reference_loop.run_reference(
+        tmp_path, seed=0, epochs=1, target=2.0, widths=(8, 8, 8), batch_size=50,
+        precision=precision,
+    )  # fmt: skip
+    assert [row["epoch"] for row in result["epochs"]] == [1]
+    assert 0.0 <= result["epochs"][0]["test_acc"] <= 1.0
+    assert result["reached"] is None  # a target of 200% is never reached
+    assert seen and set(seen) == {precision}
