@@ -4,6 +4,7 @@ folders and on the report folder, the dry run's estimate, and the study's figure
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,16 @@ def test_study_figures():
     figures.png_bytes(curve)
     figures.png_bytes(figures.seed_curve({}, "x", "y", "empty"))
     assert figures.compact_number(2e5) == "200k" and figures.compact_number(1.5e6) == "1.5M"
+
+
+def test_an_augmentation_that_cannot_be_built_is_refused_first(
+    tmp_path, synthetic_data_dir, monkeypatch, capsys
+):
+    """An augmentation of an optional package that is not installed: one line, no run."""
+    monkeypatch.setitem(sys.modules, "albumentations", None)  # import fails
+    with pytest.raises(SystemExit):
+        study_main([f"data_dir={synthetic_data_dir}", f"out_dir={tmp_path / 'runs'}",
+                    f"report_dir={tmp_path / 'r'}"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cnnlab: error: ablation/augment: augment=albumentations: cannot build")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "runs").exists()

@@ -312,7 +312,8 @@ def job_estimate(job: Job, budget: DictConfig, estimate: DictConfig, fp32: bool)
     evaluated = epochs * limited(budget.val_size, budget.limit_val_batches) + TEST_IMAGES
     costs = estimate.train_cpu_ms.get(job.part.model) or {}
     ms = float(costs.get(job.dataset, estimate.default_train_cpu_ms))
-    cpu = (trained + estimate.eval_share * evaluated) * ms / 1000
+    per_sample = float((estimate.get("augment_cpu_ms") or {}).get(str(job.value("augment")), 0))
+    cpu = (trained * (ms + per_sample) + estimate.eval_share * evaluated * ms) / 1000
     if fp32:
         cpu *= estimate.fp32_slowdown
     return Estimate(cpu, cpu / estimate.thread_speedup + estimate.job_seconds)

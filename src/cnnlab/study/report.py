@@ -76,11 +76,7 @@ def title_of(dataset: str) -> str:
 
 def model_label(part: Part) -> str:
     """`resnet18 (width=32)`: the model option and any override of its own."""
-    own = [
-        o
-        for o in part.fixed
-        if override_key(o).startswith("model.") and not override_key(o).startswith("model=")
-    ]
+    own = [o for o in part.fixed if override_key(o).startswith("model.")]
     extras = [f"{override_key(o).split('.', 1)[1]}={o.split('=', 1)[1]}" for o in own]
     return f"{part.model} ({', '.join(extras)})" if extras else part.model
 
@@ -143,7 +139,9 @@ def header(cfg: DictConfig, record: Mapping[str, Any], out_dir: Path, base: Path
         ["torch", ", ".join(torches) or "—"],
         [
             "wall time",
-            f"{duration(seconds)} over {count} invocation(s) of the command" if count else "—",
+            f"{duration(seconds)} of training parts over {count} invocation(s) of the command"
+            if count
+            else "—",
         ],
         ["date", " to ".join(distinct([dates[0], dates[-1]])) if dates else "—"],
         ["runs", f"`{relative(out_dir, base)}`"],

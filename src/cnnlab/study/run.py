@@ -30,7 +30,7 @@ from cnnlab.config import compose_config
 from cnnlab.errors import CnnlabError
 from cnnlab.paths import REPO_ROOT
 from cnnlab.study.plan import Part
-from cnnlab.training.build import cpu_has_bf16, resolve_precision
+from cnnlab.training.build import build, cpu_has_bf16, resolve_precision
 from cnnlab.training.validation import validate_config
 
 RECORD_FILE = "study.json"
@@ -128,6 +128,7 @@ def preflight(parts: Sequence[Part], data_dir: Path) -> None:
                 f"data_dir={data_dir} lacks {dataset}: {err} (fetch it: cnnlab fetch {dataset})"
             ) from None
     seen: set[tuple[str, ...]] = set()
+    augments: set[str] = set()
     for part in parts:
         for job in part.jobs:
             key = tuple(o for o in job.overrides if not o.startswith("seed="))
@@ -135,7 +136,12 @@ def preflight(parts: Sequence[Part], data_dir: Path) -> None:
                 continue
             seen.add(key)
             try:
-                validate_config(compose_config("train", [*job.overrides]))
+                cfg = compose_config("train", [*job.overrides])
+                validate_config(cfg)
+                # An augmentation may need an optional package (albumentations): built once.
+                if str(job.value("augment")) not in augments:
+                    augments.add(str(job.value("augment")))
+                    build(cfg.augment, f"augment={job.value('augment')}")
             except CnnlabError as err:
                 raise CnnlabError(f"{part.name}: {err}") from None
 
