@@ -56,7 +56,7 @@ def study_command(tmp_path: Path, data_dir: Path) -> list[str]:
         "budget.epochs=2", "budget.ablation_epochs=1", "budget.batch_size=32",
         "budget.val_size=20",
         "ablations.optimizer=[sgd,adamw]", "ablations.augment=[none,flip_crop]",
-        "ablations.lr=[0.001,0.01]",
+        "ablations.lr=[0.001,0.01]", "threads=1",
     ]  # fmt: skip
 
 
@@ -155,7 +155,7 @@ def test_study_killed_then_resumed_writes_every_figure_and_table(tmp_path, synth
     findings = text.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
     assert findings.count("\n- ") == 5  # best model per dataset, each ablation's winner
     assert "**simple_cnn**" in findings or "**cifar10netv2**" in findings
-    assert "wall time" in text and "2 invocation(s)" in text
+    assert "wall time" in text and "2 invocation(s)" in text and "1 thread(s) per run" in text
     html = (runs / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == len(FIGURES)
 

@@ -36,6 +36,7 @@ def test_default_plan_runs_every_model_on_both_datasets_and_three_ablations():
     compare = parts[0].jobs
     assert [j.dataset for j in compare] == ["cifar10", "fashion_mnist"]
     assert all(j.value("trainer.max_epochs") == 2 and j.seed == 0 for j in compare)
+    assert all(j.value("data.batch_size") == 128 for p in parts for j in p.jobs)
     # The ablation's own setting replaces the recipe's: one optim= override per job.
     optimizer = parts[6]
     assert [j.value("optim") for j in optimizer.jobs] == ["sgd"] * 2 + ["adam"] * 2 + ["adamw"] * 2
@@ -43,7 +44,8 @@ def test_default_plan_runs_every_model_on_both_datasets_and_three_ablations():
     lr = parts[8]
     assert sorted({j.value("optim.lr") for j in lr.jobs}) == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
     assert {j.value("optim") for j in lr.jobs} == {"adamw"}
-    assert {j.value("trainer.max_epochs") for j in lr.jobs} == {4}
+    budget = compose_config("study", []).budget
+    assert {j.value("trainer.max_epochs") for j in lr.jobs} == {budget.ablation_epochs}
     assert model_label(parts[4]) == "resnet18 (width=32)"
     assert model_label(parts[5]) == "airbench (widths=[32,64,128])"
 
@@ -100,6 +102,7 @@ def test_job_states_and_a_folder_of_other_settings(tmp_path):
         (["compare.models=[]"], "must each name at least one"),
         (["ablations.seeds=[]"], "ablations.seeds must name at least one seed"),
         (["compare.models=[alexnet,alexnet]"], "names a model twice"),
+        (["threads=0"], "threads must be a whole number >= 1 or null"),
     ],
 )
 def test_bad_settings_are_one_line(overrides, message, tmp_path, capsys):
@@ -161,7 +164,7 @@ def test_dry_run_prints_the_plan_and_an_estimate(tmp_path, capsys):
 
 def test_the_default_budget_fits_about_an_hour():
     """The budget rule of conf/study.yaml: about an hour on an idle 2-core CPU with native
-    bf16, about twice that in fp32 (from the per-image costs measured for its models)."""
+    bf16, two to three times that in fp32 (from the per-image costs measured for its models)."""
     cfg = compose_config("study", [])
     parts = make_plan(cfg)
 
@@ -170,8 +173,8 @@ def test_the_default_budget_fits_about_an_hour():
                    for p in parts for j in p.jobs)  # fmt: skip
         return jobs + len(parts) * cfg.estimate.process_seconds
 
-    assert 45 * 60 <= total(fp32=False) <= 70 * 60
-    assert total(fp32=True) == pytest.approx(2 * total(fp32=False), rel=0.15)
+    assert 45 * 60 <= total(fp32=False) <= 75 * 60
+    assert 2 * total(fp32=False) <= total(fp32=True) <= 3 * total(fp32=False)
 
 
 def test_study_figures():
@@ -208,3 +211,20 @@ def test_an_augmentation_that_cannot_be_built_is_refused_first(
     err = capsys.readouterr().err.strip()
     assert err.startswith("cnnlab: error: ablation/augment: augment=albumentations: cannot build")
     assert len(err.splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_one_study_at_a_time_per_out_dir(tmp_path, synthetic_data_dir, capsys):
+    import fcntl
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with open(runs / ".study.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running study holds it
+        with pytest.raises(SystemExit):
+            study_main([f"data_dir={synthetic_data_dir}", f"out_dir={runs}",
+                        f"report_dir={tmp_path / 'r'}", "parts=[lr]"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err == f"cnnlab: error: another cnnlab study is running on out_dir={runs}; " + (
+        "wait for it, or stop it"
+    )
+    assert sorted(p.name for p in runs.iterdir()) == [".study.lock"]

@@ -299,7 +299,9 @@ def training_set_size(dataset: str) -> int:
 
 
 def job_estimate(job: Job, budget: DictConfig, estimate: DictConfig, fp32: bool) -> Estimate:
-    """Trained images x train cost + evaluated images x eval cost, + per-run overhead."""
+    """Model compute (trained images x train cost, evaluated images x eval cost), which more
+    threads share, plus the per-step work of the training loop and the per-run overhead,
+    which they do not."""
 
     def limited(images: int, limit: float | int) -> float:
         if isinstance(limit, float):
@@ -309,11 +311,13 @@ def job_estimate(job: Job, budget: DictConfig, estimate: DictConfig, fp32: bool)
     epochs = int(job.value("trainer.max_epochs"))
     train_images = training_set_size(job.dataset) - budget.val_size
     trained = epochs * limited(train_images, budget.limit_train_batches)
+    steps = trained / budget.batch_size
     evaluated = epochs * limited(budget.val_size, budget.limit_val_batches) + TEST_IMAGES
     costs = estimate.train_cpu_ms.get(job.part.model) or {}
     ms = float(costs.get(job.dataset, estimate.default_train_cpu_ms))
     per_sample = float((estimate.get("augment_cpu_ms") or {}).get(str(job.value("augment")), 0))
-    cpu = (trained * (ms + per_sample) + estimate.eval_share * evaluated * ms) / 1000
+    compute = (trained * ms + estimate.eval_share * evaluated * ms) / 1000
     if fp32:
-        cpu *= estimate.fp32_slowdown
-    return Estimate(cpu, cpu / estimate.thread_speedup + estimate.job_seconds)
+        compute *= estimate.fp32_slowdown
+    loop = steps * estimate.step_ms / 1000 + trained * per_sample / 1000
+    return Estimate(compute + loop, compute / estimate.thread_speedup + loop + estimate.job_seconds)

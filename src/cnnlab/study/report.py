@@ -120,8 +120,8 @@ def header(cfg: DictConfig, record: Mapping[str, Any], out_dir: Path, base: Path
     commits = distinct([i.get("commit") for i in invocations])
     machines = distinct(
         [
-            f"{m['cpu']}, {m['cores']} cores, {m['cpu_kind']}"
-            + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+            f"{m['cpu']}, {m['cores']} cores, {m['cpu_kind']}; {m.get('threads', '?')} "
+            "thread(s) per run" + (f"; GPU {m['gpu']}" if m.get("gpu") else "")
             for i in invocations
             if (m := i.get("machine"))
         ]
@@ -566,7 +566,8 @@ def how_section(cfg: DictConfig, out_dir: Path, base: Path) -> list[str]:
         "- Re-running the same command resumes: finished runs are kept, a killed run "
         "continues from its `last.ckpt`, and a folder holding runs of other settings is "
         "refused. `cnnlab study dry_run=true` prints the planned runs, what is done and the "
-        "estimated time; `cnnlab study parts=[]` rebuilds this page from the runs.",
+        "estimated time; `cnnlab study parts=[]` rebuilds this page from the runs. On a "
+        "machine busy with other work, `threads=1` avoids threads waiting on each other.",
         f"- Every run's own curves, confusion matrix and checkpoints are in its folder; "
         f"`cnnlab report {runs}/compare/* out_dir=...` compares any of them in more detail.",
         "",

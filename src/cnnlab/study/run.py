@@ -74,12 +74,13 @@ def cpu_kind(flags: set[str]) -> str:
     return "unknown vector extensions"
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(threads: int | None = None) -> dict[str, Any]:
     """The machine the runs train on, as the report header names it."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "threads": threads or torch.get_num_threads(),
         "cpu_kind": cpu_kind(cpu_flags()),
         "native_bf16": cpu_has_bf16(),
         "gpu": gpu,
@@ -168,14 +169,14 @@ class Invocation:
     """This call of the study in study.json: when, what, where, and each part's wall time,
     saved after every part so a killed study keeps what it finished."""
 
-    def __init__(self, out_dir: Path, argv: Sequence[str]) -> None:
+    def __init__(self, out_dir: Path, argv: Sequence[str], threads: int | None = None) -> None:
         self.out_dir = out_dir
         self.record = read_record(out_dir)
         self.entry: dict[str, Any] = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "argv": list(argv),
             "commit": git_commit(),
-            "machine": machine_info(),
+            "machine": machine_info(threads),
             "parts": {},
             "finished": None,
         }
@@ -196,6 +197,28 @@ class Invocation:
     def finish(self) -> None:
         self.entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.save()
+
+
+@contextlib.contextmanager
+def exclusive(out_dir: Path) -> Iterator[None]:
+    """One study at a time per out_dir: two would train the same runs into the same folders.
+    The lock goes with the process, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: unguarded
+        yield
+        return
+    with open(out_dir / ".study.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise CnnlabError(
+                f"another cnnlab study is running on out_dir={out_dir}; wait for it, or stop it"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ----------------------------------------------------------------------------- launching
@@ -241,13 +264,15 @@ def forwarding_sigterm(process: subprocess.Popen[bytes]) -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def launch(command: list[str], grace_seconds: float = 120) -> int:
+def launch(command: list[str], threads: int | None = None, grace_seconds: float = 120) -> int:
     """Run one part's multirun in a child process; its output goes to the study's own.
 
     Ctrl+C reaches the child too (same process group): the study waits for it to save and
     exit, then stops. SIGTERM is forwarded likewise.
     """
     env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p
     )

@@ -32,6 +32,7 @@ from cnnlab.study.run import (
     Invocation,
     cpu_flags,
     cpu_kind,
+    exclusive,
     launch,
     part_command,
     preflight,
@@ -54,13 +55,16 @@ def counts(states: Sequence[str]) -> dict[str, int]:
 def print_plan(cfg: DictConfig, parts: Sequence[Part], kinds: Sequence[str], out_dir: Path) -> None:
     """The planned parts, what is done, and the estimated wall time of what is left."""
     native = cpu_has_bf16()
+    estimate = cfg.estimate.copy()
+    if cfg.threads == 1:  # one thread: the model's compute is not shared
+        estimate.thread_speedup = 1.0
     rows, left, left_other = [], 0.0, 0.0
     for part in selected(parts, kinds):
         states = part.states(out_dir)
         n = counts(states)
         todo = [job for job, state in zip(part.jobs, states, strict=True) if state != "done"]
-        here = sum(job_estimate(j, cfg.budget, cfg.estimate, not native).wall_seconds for j in todo)
-        other = sum(job_estimate(j, cfg.budget, cfg.estimate, native).wall_seconds for j in todo)
+        here = sum(job_estimate(j, cfg.budget, estimate, not native).wall_seconds for j in todo)
+        other = sum(job_estimate(j, cfg.budget, estimate, native).wall_seconds for j in todo)
         if todo:
             here += cfg.estimate.process_seconds
             other += cfg.estimate.process_seconds
@@ -161,7 +165,9 @@ def write_report(cfg: DictConfig, parts: Sequence[Part], out_dir: Path, report_d
 # ----------------------------------------------------------------------------- main
 
 
-def run_parts(parts: Sequence[Part], out_dir: Path, data_dir: Path, argv: list[str]) -> list[str]:
+def run_parts(
+    parts: Sequence[Part], out_dir: Path, data_dir: Path, argv: list[str], threads: int | None
+) -> list[str]:
     """Launch every part not yet done, in order; return the parts whose multirun failed."""
     invocation: Invocation | None = None
     failed = []
@@ -175,9 +181,9 @@ def run_parts(parts: Sequence[Part], out_dir: Path, data_dir: Path, argv: list[s
             f"{head} {n['todo']} to train, {n['started']} to continue, {n['done']} done", flush=True
         )
         if invocation is None:
-            invocation = Invocation(out_dir, argv)
+            invocation = Invocation(out_dir, argv, threads)
         started = time.perf_counter()
-        code = launch(part_command(part, part.sweep_dir(out_dir), data_dir))
+        code = launch(part_command(part, part.sweep_dir(out_dir), data_dir), threads)
         trained = n["todo"] + n["started"] - counts(part.states(out_dir))["todo"]
         invocation.part_done(part.name, time.perf_counter() - started, code, trained)
         if code != 0:
@@ -193,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = parse("study", args, __doc__).cfg
     parts = make_plan(cfg)
     kinds = named_parts(cfg)
+    threads = cfg.threads
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise CnnlabError(f"threads must be a whole number >= 1 or null (got {threads!r})")
     out_dir = Path(cfg.out_dir).expanduser().resolve()
     report_dir = Path(cfg.report_dir).expanduser().resolve()
     data_dir = Path(cfg.data_dir).expanduser().resolve()
@@ -205,14 +216,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     to_run = [p for p in selected(parts, kinds) if not p.done(out_dir)]
     if to_run:
         preflight(to_run, data_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failed = run_parts(selected(parts, kinds), out_dir, data_dir, args)
-    if not any(job.run_dir(out_dir).is_dir() for part in parts for job in part.jobs):
+    if not to_run and not any(j.run_dir(out_dir).is_dir() for p in parts for j in p.jobs):
         raise CnnlabError(
             f"out_dir={out_dir} holds no run of this study yet: run `cnnlab study` (without "
             "parts=[]) first"
         )
-    write_report(cfg, parts, out_dir, report_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(out_dir):
+        failed = run_parts(selected(parts, kinds), out_dir, data_dir, args, threads)
+        write_report(cfg, parts, out_dir, report_dir)
     if failed:
         raise CnnlabError(
             f"some runs failed in {', '.join(failed)} (the report marks them); fix the cause "
