@@ -22,6 +22,7 @@ VERBS = {
     "export": ("cnnlab.verbs.export", "export a checkpoint to ONNX, verified"),
     "report": ("cnnlab.verbs.report", "compare runs and sweeps in one report"),
     "tune": ("cnnlab.verbs.tune", "find a learning rate or batch size (Lightning's Tuner)"),
+    "study": ("cnnlab.verbs.study", "every model on both datasets + ablations, one report"),
 }
 
 

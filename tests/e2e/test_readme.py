@@ -36,6 +36,7 @@ PARSE_OPTIONS = {
     "export": {"run_overrides": True},
     "report": {"positional": True},
     "tune": {"run_overrides": True},
+    "study": {},
 }
 
 

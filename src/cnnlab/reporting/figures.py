@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 DPI = 100
 # One colour per run in comparisons (matplotlib's tab10, cycled).
@@ -359,4 +359,144 @@ def reference_bars(
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+# ----------------------------------------------------------------------------- study
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def compact_number(value: float) -> str:
+    """Axis labels for counts spanning decades: 300k, 1.2M, 5G (not 3 x 10^5)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def labelled_scatter(
+    panels: Sequence[tuple[str, Mapping[str, Sequence[tuple[str, float, float]]]]],
+    ylabel: str,
+    title: str = "",
+    log_x: bool = True,
+) -> Figure:
+    """Side-by-side panels, each `(x label, {series: [(point name, x, y), ...]})`: one colour
+    and marker per series (a dataset), every point named, a shared y label.
+
+    For cost-against-accuracy plots, where a reader must find each model at a glance; the
+    x axis is logarithmic because model sizes and times span orders of magnitude.
+    """
+    fig = new_figure(6.2 * max(1, len(panels)), 4.8)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(panels)))).ravel()
+    for ax, (xlabel, series) in zip(axes, panels, strict=False):
+        drawn = False
+        for i, (name, points) in enumerate(series.items()):
+            points = [(label, x, y) for label, x, y in points if x and x > 0]
+            if not points:
+                continue
+            drawn = True
+            ax.scatter(
+                [x for _, x, _ in points],
+                [y for _, _, y in points],
+                color=PALETTE[i % len(PALETTE)],
+                marker=MARKERS[i % len(MARKERS)],
+                s=45,
+                label=name,
+                zorder=3,
+            )
+            for label, x, y in points:
+                ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        if log_x and drawn:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if not drawn:
+            ax.text(0.5, 0.5, "no finished runs", ha="center", va="center")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        if drawn:
+            ax.legend(fontsize=8, loc="best")
+            ax.margins(x=0.15, y=0.1)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def seed_bars(groups: Mapping[str, Sequence[float]], ylabel: str, title: str) -> Figure:
+    """One bar per option at its mean over seeds, the min-max range as an error bar and each
+    seed as a dot: whether two options differ by more than the seed-to-seed noise is
+    visible, not hidden in a single number."""
+    names = list(groups)
+    fig = new_figure(max(5.0, 1.4 * len(names) + 2.5), 4.2)
+    ax = fig.subplots()
+    means = [float(np.mean(groups[n])) if len(groups[n]) else math.nan for n in names]
+    low = [m - min(groups[n]) if len(groups[n]) else 0.0 for m, n in zip(means, names, strict=True)]
+    high = [
+        max(groups[n]) - m if len(groups[n]) else 0.0 for m, n in zip(means, names, strict=True)
+    ]
+    colors = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
+    ax.bar(range(len(names)), means, color=colors, alpha=0.55, width=0.6)
+    ax.errorbar(
+        range(len(names)), means, yerr=[low, high], fmt="none", ecolor="black", capsize=6, lw=1.2
+    )
+    for i, name in enumerate(names):
+        values = list(groups[name])
+        if values:
+            offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
+            ax.scatter([i + o for o in offsets], values, color="black", s=14, zorder=3)
+            ax.text(
+                i, max(values), f"{np.mean(values):.2f}\n", ha="center", va="bottom", fontsize=8
+            )
+    finite = [v for n in names for v in groups[n] if math.isfinite(v)]
+    if finite:
+        span = max(finite) - min(finite)
+        ax.set_ylim(max(0.0, min(finite) - max(2.0, span)), max(finite) + max(2.0, 0.6 * span))
+    ax.set_xticks(range(len(names)), labels=names)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def seed_curve(
+    points: Mapping[float, Mapping[str, float]], xlabel: str, ylabel: str, title: str
+) -> Figure:
+    """A metric against a numeric setting tried with several seeds (`{x: {seed: value}}`):
+    each seed's values as dots, their mean as a line, log-x with ticks at the values tried
+    (as learning rates are swept), the best mean marked."""
+    xs = sorted(points)
+    fig = new_figure(7, 4.2)
+    ax = fig.subplots()
+    seeds = list(dict.fromkeys(seed for x in xs for seed in points[x]))
+    for i, seed in enumerate(seeds):
+        pairs = [(x, points[x][seed]) for x in xs if seed in points[x]]
+        ax.scatter(
+            [x for x, _ in pairs],
+            [y for _, y in pairs],
+            color=PALETTE[i % len(PALETTE)],
+            s=18,
+            alpha=0.8,
+            label=seed,
+            zorder=3,
+        )
+    if xs:
+        means = [float(np.mean(list(points[x].values()))) for x in xs]
+        ax.plot(xs, means, color="black", marker="o", markersize=4, label="mean")
+        if all(x > 0 for x in xs):
+            ax.set_xscale("log")
+            ax.set_xticks(xs, labels=[f"{x:g}" for x in xs])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        best = xs[int(np.nanargmax(means))]
+        ax.axvline(best, color="#999999", linestyle=":", lw=1, label=f"best mean: {best:g}")
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no finished runs", ha="center", va="center")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
     return fig

@@ -29,8 +29,12 @@ def build(node: Any, group: str, **kwargs: Any) -> Any:
                 raise CnnlabError(str(cause)) from None
             if isinstance(cause, (ValueError, TypeError)) and cause is not err:
                 raise CnnlabError(f"{group}: {cause}") from None
+            if isinstance(cause, ImportError) and cause is not err:  # an optional package
+                target = node.get("_target_", node)
+                raise CnnlabError(f"{group}: cannot build {target}: {cause}") from None
             cause = cause.__cause__ or cause.__context__
-        raise CnnlabError(f"{group}: cannot build {node.get('_target_', node)} ({err})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CnnlabError(f"{group}: cannot build {node.get('_target_', node)} ({first})") from None
 
 
 CPU_BF16_ENV = "CNNLAB_CPU_BF16"
