@@ -21,6 +21,7 @@ VERBS = {
     "predict": ("cnnlab.verbs.predict", "classify image files with a checkpoint"),
     "export": ("cnnlab.verbs.export", "export a checkpoint to ONNX, verified"),
     "report": ("cnnlab.verbs.report", "compare runs and sweeps in one report"),
+    "search": ("cnnlab.sweeps.search", "Optuna study over the train config, with pruning"),
 }
 
 

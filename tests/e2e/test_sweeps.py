@@ -1,4 +1,4 @@
-"""Multirun summary, a sweep killed half-way and re-run, a resumed Optuna study, launchers."""
+"""Multirun summary, a sweep killed half-way and re-run, launchers and their devices."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import signal
 from pathlib import Path
 
 import hydra
-import optuna
 import pytest
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict, read_write
 
 from cnnlab.config import compose_run_config
+from cnnlab.sweeps import devices
 from cnnlab.sweeps.hydra_callbacks import RefuseExistingRunDir
 from cnnlab.sweeps.summary import upsert_row
 from tests.helpers.train_cli import QUIET, explain, run_train, signal_callback_args
@@ -99,37 +102,6 @@ def test_summary_rows_are_replaced_by_run_dir(tmp_path: Path) -> None:
     assert header == "job,status,run_dir,test/acc,error"
 
 
-def test_optuna_search_continues_the_same_study(tmp_path: Path, synthetic_data_dir: Path) -> None:
-    command = [
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
-        f"paths.log_dir={tmp_path}",
-        f"paths.data_dir={synthetic_data_dir}",
-        "data.val_size=20",
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=1",
-        "+trainer.limit_val_batches=1",
-        "test=false",
-        *QUIET,
-    ]
-    storage = f"sqlite:///{tmp_path}/optuna.sqlite"
-    for runs, trials in ((1, 2), (2, 4)):
-        result = run_train(command)
-        assert result.returncode == 0, explain(result)
-        study = optuna.load_study(study_name="train-cifar10-simple_cnn", storage=storage)
-        assert len(study.trials) == trials, f"after run {runs}"
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    for trial in study.trials:
-        assert 1e-4 <= trial.params["optim.lr"] <= 1e-1
-        assert 1e-6 <= trial.params["optim.weight_decay"] <= 1e-2
-        assert trial.params["data.batch_size"] in (64, 128, 256)
-        assert 0.0 <= trial.params["module.label_smoothing"] <= 0.2
-        assert 0.0 <= trial.value <= 1.0  # best val/acc, the value the task returns
-    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4
-    sweeps = sorted((tmp_path / "multiruns").iterdir())
-    assert len(sweeps) == 2 and all(len(summary(s)[0]) == 2 for s in sweeps)
-
-
 @pytest.mark.parametrize(
     ("overrides", "target", "expected"),
     [
@@ -139,13 +111,45 @@ def test_optuna_search_continues_the_same_study(tmp_path: Path, synthetic_data_d
             "SlurmLauncher",
             {"tasks_per_node": 4, "max_num_timeout": 3, "timeout_min": 240},
         ),
-        (["hparams_search=optuna"], "OptunaSweeper", {"direction": "maximize", "n_trials": 20}),
     ],
 )
-def test_launcher_and_sweeper_configs_compose(tmp_path, overrides, target, expected) -> None:
+def test_launcher_configs_compose(tmp_path, overrides, target, expected) -> None:
     cfg = compose_run_config(overrides, tmp_path / "run")
-    node = cfg.hydra.sweeper if "hparams_search=optuna" in overrides else cfg.hydra.launcher
+    node = cfg.hydra.launcher
     assert node._target_.endswith(target)
     assert {key: node[key] for key in expected} == expected
     plugin = hydra.utils.instantiate(node)  # the plugin accepts every key
     assert type(plugin).__name__ == target
+
+
+def job_trainer_devices(tmp_path: Path, overrides: list[str], job: int) -> object:
+    """`trainer.devices` as job `job` of a joblib sweep resolves it (Hydra sets job.num)."""
+    cfg = compose_run_config(["launcher=joblib", *overrides], tmp_path / "run")
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.job.num = job
+    HydraConfig.instance().set_config(cfg)
+    return OmegaConf.to_container(cfg.trainer, resolve=True)["devices"]
+
+
+def test_joblib_jobs_take_the_visible_gpus_round_robin(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert [job_trainer_devices(tmp_path, [], job) for job in range(5)] == [
+        [0], [1], [2], [0], [1]
+    ]  # fmt: skip
+    assert job_trainer_devices(tmp_path, ["trainer=gpu"], 4) == [1]
+    assert job_trainer_devices(tmp_path, ["trainer=cpu"], 4) == 1  # CPU jobs: one device each
+    assert job_trainer_devices(tmp_path, ["trainer.devices=2"], 4) == 2  # the user's choice wins
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert job_trainer_devices(tmp_path, [], 4) == 1  # no GPU: as without the launcher
+
+
+def test_search_workers_get_one_gpu_each(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [devices.worker_environment(w)["CUDA_VISIBLE_DEVICES"] for w in range(3)] == [
+        "0", "1", "0"
+    ]  # fmt: skip
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # the user's selection is the pool
+    assert [devices.worker_environment(w)["CUDA_VISIBLE_DEVICES"] for w in range(2)] == ["4", "6"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    assert devices.worker_environment(1)["CUDA_VISIBLE_DEVICES"] == "5"

@@ -62,14 +62,9 @@ def signal_callback_args(
     return args, folder
 
 
-def run_train(
-    args: Sequence[str],
-    extra_path: Path | None = None,
-    timeout: float = 300,
-    data_dir: Path | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """`python train.py *args` with this checkout's cnnlab, on 1 thread (bitwise repeatable);
-    `data_dir` becomes CNNLAB_DATA_DIR."""
+def cli_env(extra_path: Path | None = None, data_dir: Path | None = None) -> dict[str, str]:
+    """This checkout's cnnlab on PYTHONPATH, 1 thread (bitwise repeatable); `data_dir`
+    becomes CNNLAB_DATA_DIR."""
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LOCAL_RANK")}
     if data_dir is not None:
         env["CNNLAB_DATA_DIR"] = str(data_dir)
@@ -77,10 +72,34 @@ def run_train(
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def run_train(
+    args: Sequence[str],
+    extra_path: Path | None = None,
+    timeout: float = 300,
+    data_dir: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`python train.py *args` with this checkout's cnnlab (see `cli_env`)."""
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=cli_env(extra_path, data_dir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_cnnlab(
+    verb: str, args: Sequence[str], extra_path: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`cnnlab <verb> *args` (as `python -m cnnlab`) with this checkout's cnnlab."""
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", verb, *args],
+        cwd=REPO_ROOT,
+        env=cli_env(extra_path),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -124,12 +124,6 @@ class SweepSummary(Callback):
     def __init__(self, metrics: Sequence[str] = DEFAULT_METRICS) -> None:
         self.metrics = list(metrics)
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # SQLite does not create folders: make the Optuna study's one before the sweeper opens it.
-        storage = config.hydra.sweeper.get("storage")
-        if isinstance(storage, str) and storage.startswith("sqlite:///"):
-            Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
