@@ -1,10 +1,12 @@
-"""Multirun summary, a sweep killed half-way and re-run, launchers and their devices."""
+"""Multirun summary, a sweep killed half-way and re-run, k-fold sweeps, launchers and their
+devices."""
 
 from __future__ import annotations
 
 import csv
 import json
 import signal
+import statistics
 from pathlib import Path
 
 import hydra
@@ -17,6 +19,7 @@ from cnnlab.config import compose_run_config
 from cnnlab.sweeps import devices
 from cnnlab.sweeps.hydra_callbacks import RefuseExistingRunDir
 from cnnlab.sweeps.summary import upsert_row
+from cnnlab.verbs.report import report
 from tests.helpers.train_cli import QUIET, explain, run_train, signal_callback_args
 
 TINY = [
@@ -153,3 +156,41 @@ def test_search_workers_get_one_gpu_each(monkeypatch) -> None:
     assert [devices.worker_environment(w)["CUDA_VISIBLE_DEVICES"] for w in range(2)] == ["4", "6"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
     assert devices.worker_environment(1)["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def test_a_sweep_over_folds_gives_mean_and_std_in_summary_and_report(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        [
+            "-m",
+            f"hydra.sweep.dir={sweep}",
+            "experiment=tabular",
+            "data=wine",
+            "data.folds=3",
+            "data.fold=0,1,2",
+            "trainer.max_epochs=3",
+            "trainer.precision=32-true",
+            *QUIET,
+        ]
+    )
+    assert result.returncode == 0, explain(result)
+    rows, _ = summary(sweep)
+    assert [(r["data.fold"], r["status"]) for r in rows] == [
+        ("0", "completed"), ("1", "completed"), ("2", "completed")
+    ]  # fmt: skip
+    val = [r["best_val_acc"] for r in rows]
+    test = [r["test/acc"] for r in rows]
+    assert len(set(val)) > 1  # three different held-out folds
+    (group,) = json.loads((sweep / "folds.json").read_text())
+    assert group["folds"] == 3 and group["data.fold"] == "0,1,2"
+    assert "data.fold=" not in group["overrides"] and "data.folds=3" in group["overrides"]
+    assert group["best_val_acc mean"] == pytest.approx(statistics.fmean(val))
+    assert group["best_val_acc std"] == pytest.approx(statistics.stdev(val))
+    assert group["test/acc mean"] == pytest.approx(statistics.fmean(test))
+    assert (sweep / "folds.csv").read_text().startswith("overrides,folds,data.fold,")
+
+    report([sweep], tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    section = markdown.split("## Cross-validation", 1)[1].split("\n## ", 1)[0]
+    mean, std = 100 * statistics.fmean(val), 100 * statistics.stdev(val)
+    assert f"| #1, #2, #3 | all | 3 | {mean:.2f} ± {std:.2f} |" in section
