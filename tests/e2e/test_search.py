@@ -134,6 +134,7 @@ def test_two_workers_add_trials_to_one_study(tmp_path: Path, synthetic_data_dir:
         (["n_trials=0"], "n_trials must be an integer >= 1"),
         (["optim.lr=-1"], "optim.lr must be > 0"),
         (["space=none"], "space is empty"),
+        (["trainer=ddp_cpu"], "use workers=N for trials in parallel"),
     ],
 )
 def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message) -> None:

@@ -203,6 +203,20 @@ class Settings:
     worker: int
 
 
+def refuse_multi_process_trials(train_cfg: DictConfig) -> None:
+    """A trial trains in this process: DDP would start this whole search again per rank."""
+    strategy = str(OmegaConf.select(train_cfg, "trainer.strategy", default="auto") or "auto")
+    devices = OmegaConf.select(train_cfg, "trainer.devices", default=1)
+    several = (isinstance(devices, int) and devices > 1) or (
+        OmegaConf.is_list(devices) and len(devices) > 1
+    )
+    if "ddp" in strategy or several:
+        raise CnnlabError(
+            "cnnlab search trains each trial in one process on one device: use workers=N for "
+            "trials in parallel (one GPU each), not trainer=ddp or trainer.devices>1"
+        )
+
+
 def settings_of(search: DictConfig, train_overrides: list[str]) -> Settings:
     """Check the whole command (search keys, space, train overrides) before anything is written."""
     if search.direction not in DIRECTIONS:
@@ -219,6 +233,7 @@ def settings_of(search: DictConfig, train_overrides: list[str]) -> Settings:
     from cnnlab.training.validation import validate_config
 
     validate_config(train_cfg)
+    refuse_multi_process_trials(train_cfg)
     space = search.get("space")
     params = parse_space(OmegaConf.to_container(space, resolve=True) if space is not None else {})
     check_space(params, train_cfg)
