@@ -404,7 +404,7 @@ def cross_validation_section(runs: Sequence[RunSummary], swept: Sequence[str]) -
         "",
         "Runs that differ only in `data.fold`: mean ± standard deviation (sample, over folds). "
         "The validation score is the cross-validation estimate (each fold held out once); "
-        "test scores are each fold's model on the same official test set.",
+        "test scores are each fold's model on the same test set.",
         "",
         table(headers, rows, right=range(2, len(headers))),
         "",
@@ -514,7 +514,6 @@ def build_report(run_dirs: Sequence[Path], out: Path, title: str) -> tuple[str, 
             "",
         ]
     lines += ["## Results", "", results_table(runs, swept), ""]
-    lines += cross_validation_section(runs, swept)
     lines += [
         "Test accuracy, precision, recall and F1 are on the official test set (precision, "
         "recall and F1 are macro averages over classes), for each run's checkpoint with the "
@@ -522,6 +521,9 @@ def build_report(run_dirs: Sequence[Path], out: Path, title: str) -> tuple[str, 
         f"for the best validation R²). {FAILED}: the run left no metrics.json (it crashed, was "
         "stopped, or is still running).",
         "",
+    ]
+    lines += cross_validation_section(runs, swept)
+    lines += [
         "## Setup",
         "",
         setup_table(runs, swept, out),
