@@ -23,6 +23,7 @@ VERBS = {
     "report": ("cnnlab.verbs.report", "compare runs and sweeps in one report"),
     "tune": ("cnnlab.verbs.tune", "find a learning rate or batch size (Lightning's Tuner)"),
     "study": ("cnnlab.verbs.study", "every model on both datasets + ablations, one report"),
+    "search": ("cnnlab.sweeps.search", "Optuna study over the train config, with pruning"),
 }
 
 

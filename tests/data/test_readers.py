@@ -256,6 +256,7 @@ def test_translate_matches_pad_and_crop_per_sample():
 
 @pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1)])
 def test_albumentations_recipe_returns_uint8_images_of_the_same_shape(shape):
+    pytest.importorskip("albumentations", reason="the albumentations extra is not installed")
     recipe = AlbumentationsRecipe(seed=0)
     image = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
     out = recipe.sample_transform(image)

@@ -1,19 +1,25 @@
-"""Multirun summary, a sweep killed half-way and re-run, a resumed Optuna study, launchers."""
+"""Multirun summary, a sweep killed half-way and re-run, k-fold sweeps, launchers and their
+devices."""
 
 from __future__ import annotations
 
 import csv
 import json
 import signal
+import statistics
 from pathlib import Path
 
 import hydra
-import optuna
 import pytest
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict, read_write
 
 from cnnlab.config import compose_run_config
+from cnnlab.sweeps import devices
 from cnnlab.sweeps.hydra_callbacks import RefuseExistingRunDir
 from cnnlab.sweeps.summary import upsert_row
+from cnnlab.verbs.report import report
 from tests.helpers.train_cli import QUIET, explain, run_train, signal_callback_args
 
 TINY = [
@@ -99,37 +105,6 @@ def test_summary_rows_are_replaced_by_run_dir(tmp_path: Path) -> None:
     assert header == "job,status,run_dir,test/acc,error"
 
 
-def test_optuna_search_continues_the_same_study(tmp_path: Path, synthetic_data_dir: Path) -> None:
-    command = [
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
-        f"paths.log_dir={tmp_path}",
-        f"paths.data_dir={synthetic_data_dir}",
-        "data.val_size=20",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=1",
-        "trainer.limit_val_batches=1",
-        "test=false",
-        *QUIET,
-    ]
-    storage = f"sqlite:///{tmp_path}/optuna.sqlite"
-    for runs, trials in ((1, 2), (2, 4)):
-        result = run_train(command)
-        assert result.returncode == 0, explain(result)
-        study = optuna.load_study(study_name="train-cifar10-simple_cnn", storage=storage)
-        assert len(study.trials) == trials, f"after run {runs}"
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    for trial in study.trials:
-        assert 1e-4 <= trial.params["optim.lr"] <= 1e-1
-        assert 1e-6 <= trial.params["optim.weight_decay"] <= 1e-2
-        assert trial.params["data.batch_size"] in (64, 128, 256)
-        assert 0.0 <= trial.params["module.label_smoothing"] <= 0.2
-        assert 0.0 <= trial.value <= 1.0  # best val/acc, the value the task returns
-    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4
-    sweeps = sorted((tmp_path / "multiruns").iterdir())
-    assert len(sweeps) == 2 and all(len(summary(s)[0]) == 2 for s in sweeps)
-
-
 @pytest.mark.parametrize(
     ("overrides", "target", "expected"),
     [
@@ -139,13 +114,83 @@ def test_optuna_search_continues_the_same_study(tmp_path: Path, synthetic_data_d
             "SlurmLauncher",
             {"tasks_per_node": 4, "max_num_timeout": 3, "timeout_min": 240},
         ),
-        (["hparams_search=optuna"], "OptunaSweeper", {"direction": "maximize", "n_trials": 20}),
     ],
 )
-def test_launcher_and_sweeper_configs_compose(tmp_path, overrides, target, expected) -> None:
+def test_launcher_configs_compose(tmp_path, overrides, target, expected) -> None:
     cfg = compose_run_config(overrides, tmp_path / "run")
-    node = cfg.hydra.sweeper if "hparams_search=optuna" in overrides else cfg.hydra.launcher
+    node = cfg.hydra.launcher
     assert node._target_.endswith(target)
     assert {key: node[key] for key in expected} == expected
     plugin = hydra.utils.instantiate(node)  # the plugin accepts every key
     assert type(plugin).__name__ == target
+
+
+def job_trainer_devices(tmp_path: Path, overrides: list[str], job: int) -> object:
+    """`trainer.devices` as job `job` of a joblib sweep resolves it (Hydra sets job.num)."""
+    cfg = compose_run_config(["launcher=joblib", *overrides], tmp_path / "run")
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.job.num = job
+    HydraConfig.instance().set_config(cfg)
+    return OmegaConf.to_container(cfg.trainer, resolve=True)["devices"]
+
+
+def test_joblib_jobs_take_the_visible_gpus_round_robin(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert [job_trainer_devices(tmp_path, [], job) for job in range(5)] == [
+        [0], [1], [2], [0], [1]
+    ]  # fmt: skip
+    assert job_trainer_devices(tmp_path, ["trainer=gpu"], 4) == [1]
+    assert job_trainer_devices(tmp_path, ["trainer=cpu"], 4) == 1  # CPU jobs: one device each
+    assert job_trainer_devices(tmp_path, ["trainer.devices=2"], 4) == 2  # the user's choice wins
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert job_trainer_devices(tmp_path, [], 4) == 1  # no GPU: as without the launcher
+
+
+def test_search_workers_get_one_gpu_each(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [devices.worker_environment(w)["CUDA_VISIBLE_DEVICES"] for w in range(3)] == [
+        "0", "1", "0"
+    ]  # fmt: skip
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # the user's selection is the pool
+    assert [devices.worker_environment(w)["CUDA_VISIBLE_DEVICES"] for w in range(2)] == ["4", "6"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    assert devices.worker_environment(1)["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def test_a_sweep_over_folds_gives_mean_and_std_in_summary_and_report(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        [
+            "-m",
+            f"hydra.sweep.dir={sweep}",
+            "experiment=tabular",
+            "data=wine",
+            "data.folds=3",
+            "data.fold=0,1,2",
+            "trainer.max_epochs=3",
+            "trainer.precision=32-true",
+            *QUIET,
+        ]
+    )
+    assert result.returncode == 0, explain(result)
+    rows, _ = summary(sweep)
+    assert [(r["data.fold"], r["status"]) for r in rows] == [
+        ("0", "completed"), ("1", "completed"), ("2", "completed")
+    ]  # fmt: skip
+    val = [r["best_val_acc"] for r in rows]
+    test = [r["test/acc"] for r in rows]
+    assert len(set(val)) > 1  # three different held-out folds
+    (group,) = json.loads((sweep / "folds.json").read_text())
+    assert group["folds"] == 3 and group["data.fold"] == "0,1,2"
+    assert "data.fold=" not in group["overrides"] and "data.folds=3" in group["overrides"]
+    assert group["best_val_acc mean"] == pytest.approx(statistics.fmean(val))
+    assert group["best_val_acc std"] == pytest.approx(statistics.stdev(val))
+    assert group["test/acc mean"] == pytest.approx(statistics.fmean(test))
+    assert (sweep / "folds.csv").read_text().startswith("overrides,folds,data.fold,")
+
+    report([sweep], tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    section = markdown.split("## Cross-validation", 1)[1].split("\n## ", 1)[0]
+    mean, std = 100 * statistics.fmean(val), 100 * statistics.stdev(val)
+    assert f"| #1, #2, #3 | all | 3 | {mean:.2f} ± {std:.2f} |" in section

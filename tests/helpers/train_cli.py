@@ -62,15 +62,11 @@ def signal_callback_args(
     return args, folder
 
 
-def run_train(
-    args: Sequence[str],
-    extra_path: Path | None = None,
-    timeout: float = 300,
-    data_dir: Path | None = None,
-    show_warnings: bool = False,
-) -> subprocess.CompletedProcess[str]:
-    """`python train.py *args` with this checkout's cnnlab, on 1 thread (bitwise repeatable);
-    `data_dir` becomes CNNLAB_DATA_DIR; warnings are hidden unless `show_warnings`."""
+def cli_env(
+    extra_path: Path | None = None, data_dir: Path | None = None, show_warnings: bool = False
+) -> dict[str, str]:
+    """This checkout's cnnlab on PYTHONPATH, 1 thread (bitwise repeatable); `data_dir`
+    becomes CNNLAB_DATA_DIR; warnings are hidden unless `show_warnings`."""
     unset = ("HYDRA_FULL_ERROR", "LOCAL_RANK", "PYTHONWARNINGS")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     if data_dir is not None:
@@ -80,10 +76,35 @@ def run_train(
     env["OMP_NUM_THREADS"] = "1"
     if not show_warnings:
         env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def run_train(
+    args: Sequence[str],
+    extra_path: Path | None = None,
+    timeout: float = 300,
+    data_dir: Path | None = None,
+    show_warnings: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`python train.py *args` with this checkout's cnnlab (see `cli_env`)."""
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=cli_env(extra_path, data_dir, show_warnings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_cnnlab(
+    verb: str, args: Sequence[str], extra_path: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`cnnlab <verb> *args` (as `python -m cnnlab`) with this checkout's cnnlab."""
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", verb, *args],
+        cwd=REPO_ROOT,
+        env=cli_env(extra_path),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -48,7 +48,7 @@ def test_required_options_exist():
         "model": {"simple_cnn", "cifar10netv2"},
         "optim": {"sgd", "adam", "adamw"},
         "scheduler": {"none", "step", "cosine", "plateau", "onecycle"},
-        "augment": {"none", "flip_crop", "albumentations"},
+        "augment": {"none", "flip_crop", "flip_affine_cutout", "albumentations"},
         "trainer": {"default", "cpu", "gpu", "mps"},
         "logger": {"tensorboard", "csv"},
         "debug": {"fast", "overfit"},

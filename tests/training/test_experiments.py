@@ -117,7 +117,7 @@ RECIPES = {
         "model._target_": "cnnlab.models.blocknet.BlockNet",
         "model.batch_norm": True,
         "model.dropout": 0.3,
-        "augment._target_": "cnnlab.augment.AlbumentationsRecipe",
+        "augment._target_": "cnnlab.augment.FlipAffineCutout",
         "optim._target_": "torch.optim.AdamW",
         "scheduler.scheduler._target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
         "scheduler.scheduler.T_max": 200,
@@ -125,7 +125,7 @@ RECIPES = {
     },
     "cifar10netv2_to_85": {
         "model._target_": "cnnlab.models.cifar10netv2.CIFAR10Netv2",
-        "augment._target_": "cnnlab.augment.AlbumentationsRecipe",
+        "augment._target_": "cnnlab.augment.FlipAffineCutout",
         "optim._target_": "torch.optim.Adam",
         "optim.lr": 1e-3,
         "optim.weight_decay": 1e-4,

@@ -14,7 +14,21 @@ from cnnlab.training.task import build_run, train
 
 MODELS = ["simple_cnn", "cifar10netv2"]
 DATASETS = ["cifar10", "fashion_mnist"]
-AUGMENTS = ["none", "flip_crop", "albumentations"]
+try:
+    import albumentations  # noqa: F401
+
+    HAS_ALBUMENTATIONS = True
+except ImportError:
+    HAS_ALBUMENTATIONS = False
+AUGMENTS = [
+    "none",
+    "flip_crop",
+    "flip_affine_cutout",
+    pytest.param(
+        "albumentations",
+        marks=pytest.mark.skipif(not HAS_ALBUMENTATIONS, reason="albumentations extra absent"),
+    ),
+]
 QUIET = ["callbacks.rich_progress_bar=null"]
 
 

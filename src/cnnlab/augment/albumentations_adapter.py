@@ -1,8 +1,9 @@
-"""The seed recipe as albumentations, run per sample in DataLoader workers.
+"""The stage-3 augmentation recipe as albumentations, run per sample in DataLoader workers.
 
 HorizontalFlip p=0.5; Affine shift ±10%, scale ±10%, rotate ±15°; CoarseDropout of one
-16x16 hole filled with 0, p=0.3. albumentations is imported lazily so the batched path
-never pays for OpenCV.
+16x16 hole filled with 0, p=0.3. albumentations (and OpenCV with it) is the optional extra
+`albumentations`, imported only when this recipe is built; `FlipAffineCutout` is the same
+recipe batched on the device without it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from cnnlab.errors import CnnlabError
 
 
 class AlbumentationsRecipe:
@@ -27,7 +30,14 @@ class AlbumentationsRecipe:
         dropout_p: float = 0.3,
         seed: int = 0,
     ) -> None:
-        import albumentations as A
+        try:
+            import albumentations as A
+        except ImportError:
+            raise CnnlabError(
+                "augment=albumentations needs the 'albumentations' extra: "
+                "pip install 'cnnlab[albumentations]' (augment=flip_affine_cutout is the same "
+                "recipe batched, without it)"
+            ) from None
 
         self.pipeline = A.Compose(
             [

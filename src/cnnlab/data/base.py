@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from cnnlab.augment import Augment, NoAugment
 from cnnlab.data.device import DeviceBatches
+from cnnlab.data.folds import fold_split
 from cnnlab.data.loaders import (
     IndexBatchDataset,
     SampleTransformDataset,
@@ -84,6 +85,8 @@ class ImageDataModule(L.LightningDataModule):
         loader: str = "device",
         drop_last: bool = False,
         mirror: str | None = None,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir).expanduser()
@@ -91,6 +94,8 @@ class ImageDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_size = val_size
         self.split_seed = split_seed
+        self.folds = folds  # k-fold cross-validation: val is fold `fold` (val_size unused)
+        self.fold = fold
         self.num_workers = num_workers
         self.download = download
         self.channels_last = channels_last
@@ -138,16 +143,23 @@ class ImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_split is None:
             full = self.load_split(train=True)
-            if self.val_size >= len(full):
+            if self.folds:  # stratified, seeded: fold `fold` validates, the others train
+                train, val = fold_split(
+                    full.labels.numpy(), self.folds, self.fold or 0, self.split_seed
+                )
+                self.val_split = full.subset(torch.from_numpy(val))
+                self.train_split = full.subset(torch.from_numpy(train))
+            elif self.val_size >= len(full):
                 raise CnnlabError(
                     f"data.val_size={self.val_size} leaves no training images ({len(full)} in all)"
                 )
-            # A seeded permutation of the training set: same seed, same validation images.
-            order = torch.randperm(
-                len(full), generator=torch.Generator().manual_seed(self.split_seed)
-            )
-            self.val_split = full.subset(order[: self.val_size])
-            self.train_split = full.subset(order[self.val_size :])
+            else:
+                # A seeded permutation of the training set: same seed, same validation images.
+                order = torch.randperm(
+                    len(full), generator=torch.Generator().manual_seed(self.split_seed)
+                )
+                self.val_split = full.subset(order[: self.val_size])
+                self.train_split = full.subset(order[self.val_size :])
         if stage in (None, "test", "predict") and self.test_split is None:
             self.test_split = self.load_split(train=False)
 

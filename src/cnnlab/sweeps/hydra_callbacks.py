@@ -42,15 +42,24 @@ class RefuseExistingRunDir(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        optuna = "optuna" in str(config.hydra.sweeper.get("_target_", ""))
-        if optuna and _resuming(config):
-            fail(
-                "resume=auto does not apply to an Optuna search: re-running the same command "
-                "continues the study (hydra.sweeper.storage / study_name)"
-            )
         if _resuming(config) or not sweep_dir.is_dir() or not any(sweep_dir.iterdir()):
             return
         fail(
             f"sweep dir {sweep_dir} already holds a sweep; pick a new hydra.sweep.dir, or add "
             "resume=auto to finish it (finished jobs are kept, killed ones continue)"
         )
+
+
+class ReplacedBySearch(Callback):
+    """`hparams_search=optuna` ran hydra-optuna-sweeper, which needs optuna<3 and cannot prune
+    trials; `cnnlab search` took its place. One line says so instead of a composition error."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        fail(
+            "hparams_search=optuna is replaced by `cnnlab search`: run `cnnlab search` with the "
+            "same train overrides (e.g. cnnlab search experiment=quickstart n_trials=20); "
+            "see docs/search.md"
+        )
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.on_run_start(config)

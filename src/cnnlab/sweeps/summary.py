@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cnnlab.checkpoints.atomic import write_atomic
+from cnnlab.sweeps.folds import write_fold_summary
 
 try:  # POSIX advisory locks; without them (Windows) updates are still atomic, just unserialised
     import fcntl
@@ -74,6 +75,7 @@ def upsert_row(sweep_dir: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
         rows.sort(key=lambda r: (r.get("job") is None, r.get("job"), r.get("run_dir")))
         _write_atomic(sweep_dir / SUMMARY_JSON, json.dumps(rows, indent=2) + "\n")
         _write_atomic(sweep_dir / SUMMARY_CSV, to_csv(rows))
+        write_fold_summary(sweep_dir, rows)  # a sweep over data.fold: mean ± std per group
     return rows
 
 
@@ -123,12 +125,6 @@ class SweepSummary(Callback):
 
     def __init__(self, metrics: Sequence[str] = DEFAULT_METRICS) -> None:
         self.metrics = list(metrics)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # SQLite does not create folders: make the Optuna study's one before the sweeper opens it.
-        storage = config.hydra.sweeper.get("storage")
-        if isinstance(storage, str) and storage.startswith("sqlite:///"):
-            Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:

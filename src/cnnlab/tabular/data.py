@@ -39,6 +39,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
+from cnnlab.data.folds import fold_split
 from cnnlab.errors import CnnlabError
 from cnnlab.reporting.markdown import table
 
@@ -194,19 +195,26 @@ def split_rows(
     test_fraction: float,
     seed: int,
     where: str,
+    folds: int | None = None,
+    fold: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded row indices per split; test first so that it does not depend on val_fraction."""
+    """Seeded row indices per split; test first so that it depends neither on val_fraction
+    nor on k-fold cross-validation (`folds`: val is fold `fold` of the other rows)."""
     rows = np.arange(len(y))
     try:
         rest, test = train_test_split(
             rows, test_size=test_fraction, random_state=seed, stratify=y if stratify else None
         )
-        train, val = train_test_split(
-            rest,
-            test_size=val_fraction / (1.0 - test_fraction),
-            random_state=seed,
-            stratify=y[rest] if stratify else None,
-        )
+        if folds:
+            train_at, val_at = fold_split(y[rest], folds, fold or 0, seed, stratify)
+            train, val = rest[train_at], rest[val_at]
+        else:
+            train, val = train_test_split(
+                rest,
+                test_size=val_fraction / (1.0 - test_fraction),
+                random_state=seed,
+                stratify=y[rest] if stratify else None,
+            )
     except ValueError as err:
         raise CnnlabError(
             f"{where}: cannot split {len(y)} rows into train/val/test with "
@@ -290,6 +298,8 @@ class TabularDataModule(L.LightningDataModule):
         eval_batch_size: int = 1024,
         num_workers: int = 0,
         augment: Any = None,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if dataset != "csv" and dataset not in BUILTIN:
@@ -321,6 +331,8 @@ class TabularDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
+        self.folds = folds  # k-fold cross-validation of the non-test rows (val_fraction unused)
+        self.fold = fold
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
@@ -368,6 +380,8 @@ class TabularDataModule(L.LightningDataModule):
             test_fraction=self.test_fraction,
             seed=self.split_seed,
             where=f"{table.origin}: column '{self.target}'",
+            folds=self.folds,
+            fold=self.fold,
         )
         # One dtype per kind: floats for the scaler, Python objects (NaN kept) for the encoder.
         features = features.astype({c: np.float64 for c in numeric})
@@ -478,6 +492,8 @@ class TabularDataModule(L.LightningDataModule):
                 "val_fraction": self.val_fraction,
                 "test_fraction": self.test_fraction,
                 "stratified": self.task == "classification",
+                "folds": self.folds,
+                "fold": self.fold,
             },
             "features": {
                 "numeric": self._numeric,
@@ -525,7 +541,11 @@ class TabularDataModule(L.LightningDataModule):
             f"test {splits['test']:,} rows; seeded (`data.split_seed={split['seed']}`)"
             f"{', stratified by class' if split['stratified'] else ''}, test "
             f"(`data.test_fraction={split['test_fraction']}`) split off first, then val "
-            f"(`data.val_fraction={split['val_fraction']}`)",
+            + (
+                f"(fold {split['fold']} of `data.folds={split['folds']}` over the other rows)"
+                if split["folds"]
+                else f"(`data.val_fraction={split['val_fraction']}`)"
+            ),
         ]
         if features["dropped"]:
             lines.append(f"- Dropped columns: {', '.join(map(str, features['dropped']))}")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -36,8 +37,11 @@ from cnnlab.training.validation import validate_config
 METRICS_FILE = "metrics.json"
 
 
-def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """DataModule, LightningModule and Trainer for a validated config."""
+def build_run(
+    cfg: DictConfig, callbacks: Sequence[Callback] = ()
+) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """DataModule, LightningModule and Trainer for a validated config; `callbacks` are added
+    to the configured ones (live objects a config cannot name, e.g. a search's pruner)."""
     datamodule = build(cfg.data, "data", augment=build(cfg.augment, "augment"))
     model = build_model(cfg.model, datamodule)
     module = build(
@@ -58,7 +62,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule
     trainer = build(
         trainer_cfg,
         "trainer",
-        callbacks=build_list(cfg.get("callbacks"), "callbacks"),
+        callbacks=[*build_list(cfg.get("callbacks"), "callbacks"), *callbacks],
         logger=build_list(cfg.get("logger"), "logger") or False,
     )
     return datamodule, module, trainer
@@ -83,15 +87,16 @@ def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
     return None
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (or resume), test the best checkpoint on the official test set, write `metrics.json`."""
+def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Fit (or resume), test the best checkpoint on the official test set, write `metrics.json`.
+    `callbacks` join the configured ones (`cnnlab search` passes its pruning callback)."""
     validate_config(cfg)
     current = config_to_save(cfg)
     finished = finished_metrics(cfg, current)
     if finished is not None:  # resume=auto on a finished run: nothing left to do
         return finished
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, module, trainer = build_run(cfg)
+    datamodule, module, trainer = build_run(cfg, callbacks)
     refuse_script_relaunch_in_multirun(trainer)
     log_hyperparameters(trainer.loggers, run_hparams(cfg), module.compared_on)
     output_dir = Path(cfg.paths.output_dir)

@@ -51,7 +51,31 @@ def validate_config(cfg: DictConfig) -> None:
         if not ok(value):
             raise CnnlabError(f"{key} must be {requirement} (got {value}); e.g. {example}")
     if OmegaConf.select(cfg, "data") is not None:
+        validate_folds(cfg.data)
         validate_data(cfg.data)
+
+
+def validate_folds(data: DictConfig) -> None:
+    """k-fold cross-validation: `data.folds` >= 2 (null: the usual split) and `data.fold` one
+    of its folds. With folds set, the fold is the validation split: val_size / val_fraction
+    are not used (and not refused: every data config sets them)."""
+    folds, fold = data.get("folds"), data.get("fold")
+    if folds is None:
+        if fold is not None:
+            raise CnnlabError(
+                f"data.fold={fold} needs data.folds (k-fold cross-validation); "
+                "e.g. data.folds=5 data.fold=2"
+            )
+        return
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise CnnlabError(
+            f"data.folds must be an integer >= 2 or null (got {folds!r}); e.g. data.folds=5"
+        )
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise CnnlabError(
+            f"data.fold must be one of 0..{folds - 1} for data.folds={folds} (got {fold!r}); "
+            f"sweep them with data.fold={','.join(map(str, range(folds)))}"
+        )
 
 
 def validate_data(data: DictConfig) -> None:

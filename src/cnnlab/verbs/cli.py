@@ -77,13 +77,14 @@ def parse(
     if any(a in ("-h", "--help") for a in args):
         print(usage(verb, doc))
         raise SystemExit(0)
-    paths = [a for a in args if "=" not in a]
+    # `~key` (delete a key) is an override without "=".
+    paths = [a for a in args if "=" not in a and not a.startswith("~")]
     if paths and not positional:
         raise CnnlabError(
             f"unexpected argument {paths[0]!r}: cnnlab.{verb} takes key=value arguments "
             f"(see cnnlab {verb} --help)"
         )
-    texts = [a for a in args if "=" in a]
+    texts = [a for a in args if a not in paths]
     try:
         overrides = OverridesParser.create().parse_overrides(texts)
     except HydraException as err:

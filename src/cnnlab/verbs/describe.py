@@ -125,8 +125,14 @@ def describe_images(
         f"= {c * h * w:,} values per image",
         f"- Classes: {n}",
         f"- Splits: train {len(train):,} / val {len(val):,} / test {len(test):,} images. "
-        f"Val is a seeded random split (`data.split_seed={dm.split_seed}`, "
-        f"`data.val_size={dm.val_size}`) of the official {len(full_train):,} training "
+        + (
+            f"Val is fold {dm.fold} of `data.folds={dm.folds}` (stratified, "
+            if dm.folds
+            else "Val is a seeded random split ("
+        )
+        + f"`data.split_seed={dm.split_seed}`"
+        + ("" if dm.folds else f", `data.val_size={dm.val_size}`")
+        + f") of the official {len(full_train):,} training "
         f"images; test is the official {len(test):,}-image test set.",
         "",
         "## Images per class",

@@ -9,6 +9,7 @@ every image embedded, no scripts, nothing fetched) with:
   - a per-class F1 heat-map;
   - for a sweep (values that differ between runs' command-line overrides), test accuracy
     against each swept hyperparameter;
+  - for runs that differ only in `data.fold` (k-fold cross-validation), mean ± std over folds;
   - the runs beside published results for the same dataset, with sources.
 Examples:
   cnnlab report outputs/runs/<run a> outputs/runs/<run b>
@@ -40,6 +41,7 @@ from cnnlab.reporting import figures
 from cnnlab.reporting.inspection import count_macs, count_params, receptive_field
 from cnnlab.reporting.markdown import table
 from cnnlab.reporting.references import CAVEATS, references_for
+from cnnlab.sweeps.folds import FOLD_KEY, fold_statistics
 from cnnlab.training.build import build_model
 from cnnlab.training.callbacks.artifacts import CONFUSION_FILE, CURVES_FILE
 from cnnlab.verbs.cli import parse
@@ -348,6 +350,67 @@ def results_table(runs: Sequence[RunSummary], swept: Sequence[str]) -> str:
     return column_table(columns, runs)
 
 
+# Cross-validation columns: metric key, header, shown as a percentage.
+CV_COLUMNS = (
+    ("best_val_acc", "best val acc % (CV)", True),
+    ("test/acc", "test acc %", True),
+    ("test/f1", "F1 %", True),
+    ("best_val_r2", "best val R² (CV)", False),
+    ("test/r2", "test R²", False),
+    ("test/mae", "test MAE", False),
+)
+
+
+def mean_pm_std(stats: dict[str, Any], key: str, as_percent: bool) -> str | None:
+    mean, std = stats.get(f"{key} mean"), stats.get(f"{key} std")
+    if mean is None:
+        return None
+    scale, digits = (100, 2) if as_percent else (1, 4)
+    text = f"{scale * mean:.{digits}f}"
+    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "")
+
+
+def cross_validation_section(runs: Sequence[RunSummary], swept: Sequence[str]) -> list[str]:
+    """Runs that differ only in data.fold: one row per group, mean ± std over its folds."""
+    groups: dict[tuple[tuple[str, str], ...], list[RunSummary]] = {}
+    for r in runs:
+        if r.ok and FOLD_KEY in r.overrides:
+            key = tuple(
+                sorted(
+                    (k, repr(v))
+                    for k, v in r.overrides.items()
+                    if k != FOLD_KEY and not k.startswith(NOT_HYPERPARAMETERS)
+                )
+            )
+            groups.setdefault(key, []).append(r)
+    groups = {k: v for k, v in groups.items() if len(v) > 1}
+    if not groups:
+        return []
+    stats = {key: fold_statistics([m.metrics or {} for m in g]) for key, g in groups.items()}
+    shown = [c for c in CV_COLUMNS if any(f"{c[0]} mean" in s for s in stats.values())]
+    others = [k for k in swept if k != FOLD_KEY]
+    rows = [
+        [
+            ", ".join(f"#{m.index}" for m in members),
+            ", ".join(f"{k}={swept_value(members[0], k)}" for k in others) or "all",
+            len(members),
+            *(mean_pm_std(stats[key], metric, pct) for metric, _, pct in shown),
+        ]
+        for key, members in groups.items()
+    ]
+    headers = ["runs", "setting", "folds", *(header for _, header, _ in shown)]
+    return [
+        "## Cross-validation",
+        "",
+        "Runs that differ only in `data.fold`: mean ± standard deviation (sample, over folds). "
+        "The validation score is the cross-validation estimate (each fold held out once); "
+        "test scores are each fold's model on the same test set.",
+        "",
+        table(headers, rows, right=range(2, len(headers))),
+        "",
+    ]
+
+
 def relative(path: Path, base: Path) -> str:
     try:
         return os.path.relpath(path, base)
@@ -458,6 +521,9 @@ def build_report(run_dirs: Sequence[Path], out: Path, title: str) -> tuple[str, 
         f"for the best validation R²). {FAILED}: the run left no metrics.json (it crashed, was "
         "stopped, or is still running).",
         "",
+    ]
+    lines += cross_validation_section(runs, swept)
+    lines += [
         "## Setup",
         "",
         setup_table(runs, swept, out),
