@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cnnlab
@@ -67,20 +67,22 @@ def run_train(
     extra_path: Path | None = None,
     timeout: float = 300,
     data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`python train.py *args` with this checkout's cnnlab, on 1 thread (bitwise repeatable);
-    `data_dir` becomes CNNLAB_DATA_DIR."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LOCAL_RANK")}
+    `data_dir` becomes CNNLAB_DATA_DIR, `env` adds variables (e.g. CNNLAB_FAULT)."""
+    unset = ("HYDRA_FULL_ERROR", "LOCAL_RANK", "CNNLAB_FAULT")
+    child = {k: v for k, v in os.environ.items() if k not in unset} | dict(env or {})
     if data_dir is not None:
-        env["CNNLAB_DATA_DIR"] = str(data_dir)
+        child["CNNLAB_DATA_DIR"] = str(data_dir)
     paths = [str(SRC)] + ([str(extra_path)] if extra_path else [])
-    env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONWARNINGS"] = "ignore"
+    child["PYTHONPATH"] = os.pathsep.join([*paths, child.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    child["OMP_NUM_THREADS"] = "1"
+    child["PYTHONWARNINGS"] = "ignore"
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=child,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import json
+import signal
 import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -20,13 +20,26 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.checkpoints.resume import finished_metrics, start_checkpoint
+from cnnlab.checkpoints.atomic import finite_or_none, remove_partial_files, write_json
+from cnnlab.checkpoints.io import LAST
+from cnnlab.checkpoints.resume import (
+    check_resume_target,
+    checkpoint_dir,
+    finished_metrics,
+    start_checkpoint,
+)
 from cnnlab.config import config_to_save
-from cnnlab.errors import CnnlabError, exits_cleanly
+from cnnlab.errors import CnnlabError, exits_cleanly, os_error_in, output_error
 from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.training.build import build, build_list, build_model, resolve_precision
-from cnnlab.training.callbacks.resume import exit_after_interrupt
+from cnnlab.training.callbacks.faults import fault_injection
+from cnnlab.training.callbacks.resume import (
+    Interrupted,
+    exit_after_interrupt,
+    exit_interrupted,
+    interrupts_stop_at_once,
+)
 from cnnlab.training.validation import validate_config
 
 METRICS_FILE = "metrics.json"
@@ -54,7 +67,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule
     trainer = build(
         trainer_cfg,
         "trainer",
-        callbacks=build_list(cfg.get("callbacks"), "callbacks"),
+        callbacks=build_list(cfg.get("callbacks"), "callbacks") + fault_injection(),
         logger=build_list(cfg.get("logger"), "logger") or False,
     )
     return datamodule, module, trainer
@@ -80,25 +93,72 @@ def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (or resume), test the best checkpoint on the official test set, write `metrics.json`."""
-    validate_config(cfg)
-    current = config_to_save(cfg)
-    finished = finished_metrics(cfg, current)
-    if finished is not None:  # resume=auto on a finished run: nothing left to do
-        return finished
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, module, trainer = build_run(cfg)
-    refuse_script_relaunch_in_multirun(trainer)
+    """Fit (or resume), test the best checkpoint on the official test set, write `metrics.json`.
+
+    Every check that can refuse the run comes before anything is written into its dir.
+    SIGTERM/SIGINT end the process with 128+signal after saving what resumes exactly:
+    inside fit at the next batch boundary (`LastCheckpoint`), elsewhere at once (the final
+    test re-runs on resume). An output that cannot be written (full disk, read-only dir) is
+    one line naming it.
+    """
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = start_checkpoint(cfg, module, current)
-
-    started = time.perf_counter()
+    phase = "stopped before training (re)started, nothing new to save"
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SIGTERMException:
-        exit_after_interrupt(trainer, output_dir)
-    train_seconds = time.perf_counter() - started
+        with interrupts_stop_at_once():
+            validate_config(cfg)
+            current = config_to_save(cfg)
+            check_resume_target(cfg, current)
+            finished = finished_metrics(cfg, current)
+            if finished is not None:  # resume=auto on a finished run: nothing left to do
+                return finished
+            remove_partial_files(output_dir, checkpoint_dir(cfg))
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+            datamodule, module, trainer = build_run(cfg)
+            refuse_script_relaunch_in_multirun(trainer)
+            ckpt_path = start_checkpoint(cfg, module, current)
 
+        started = time.perf_counter()
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except SIGTERMException:
+            exit_after_interrupt(trainer, output_dir)
+        train_seconds = time.perf_counter() - started
+
+        phase = f"training is complete in {checkpoint_dir(cfg) / LAST}, the final test re-runs"
+        with interrupts_stop_at_once():
+            return test_and_record(cfg, datamodule, module, trainer, train_seconds)
+    except (Interrupted, SIGTERMException) as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGTERM
+        exit_interrupted(signum, output_dir, phase, rank_zero_only.rank == 0)
+    except CnnlabError:
+        raise
+    except Exception as err:
+        one_line = output_error(err, output_dir) if _is_output(err, output_dir) else None
+        if one_line is None:
+            raise
+        raise one_line from None
+
+
+def _is_output(err: BaseException, output_dir: Path) -> bool:
+    """An OSError about a path of this run (or about no path: a write torch or a logger
+    made), not about the data it reads."""
+    found = os_error_in(err)
+    if found is None:
+        return False
+    if not found.filename:
+        return True
+    return Path(str(found.filename)).resolve().is_relative_to(output_dir.resolve())
+
+
+def test_and_record(
+    cfg: DictConfig,
+    datamodule: L.LightningDataModule,
+    module: L.LightningModule,
+    trainer: L.Trainer,
+    train_seconds: float,
+) -> dict[str, Any]:
+    """Test the best checkpoint and write metrics.json (strict JSON: non-finite is null)."""
+    output_dir = Path(cfg.paths.output_dir)
     best = checkpoint_callback(trainer)
     best_path = best.best_model_path if best is not None and best.best_model_path else None
     monitor = best.monitor if best is not None else "val/acc"
@@ -128,9 +188,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "run_dir": str(output_dir),
         }
     )
+    metrics = finite_or_none(metrics)
     if trainer.is_global_zero and not trainer.fast_dev_run:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(output_dir / METRICS_FILE, metrics, fault=("writing_metrics", None))
     return metrics
 
 
