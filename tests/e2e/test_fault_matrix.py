@@ -28,7 +28,9 @@ import torch
 
 import cnnlab.faults
 from cnnlab.config import compose_run_config
+from cnnlab.errors import CnnlabError
 from cnnlab.faults import FAULT_ENV
+from cnnlab.training.callbacks.faults import fault_injection
 from cnnlab.training.task import train
 from tests.helpers.train_cli import QUIET, explain, run_train
 
@@ -111,6 +113,20 @@ def planned_fault(fault: str | None) -> Iterator[None]:
         if previous is not None:
             os.environ[FAULT_ENV] = previous
         cnnlab.faults._fired = False
+
+
+@pytest.mark.parametrize(
+    "spec", ["mid_step", "mid_step:SIGHUP", "in_validation:SIGKILL", "mid_step:SIGKILL:x"]
+)
+def test_a_malformed_fault_is_one_line(monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    monkeypatch.setenv(FAULT_ENV, spec)
+    with pytest.raises(CnnlabError, match=f"^{FAULT_ENV}='{spec}' is not <phase>:<signal>"):
+        cnnlab.faults.planned_fault()
+
+
+def test_no_fault_is_planned_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(FAULT_ENV, raising=False)
+    assert cnnlab.faults.planned_fault() is None and fault_injection() == []
 
 
 def train_here(run_dir: Path, data_dir: Path, *extra: str) -> dict[str, Any]:

@@ -114,3 +114,15 @@ def test_an_unwritable_run_dir_is_one_line_and_exit_2(tmp_path: Path, case: str)
     assert result.returncode == 2, explain(result)
     assert last_line(result.stderr).startswith(f"cnnlab: error: cannot write {run}: {cause};")
     assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_resume_mode_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = compose_run_config([f"hydra.run.dir={tmp_path / 'run'}", "resume=yes"], tmp_path / "run")
+    with pytest.raises(SystemExit) as refused:
+        RefuseExistingRunDir().on_run_start(cfg)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "cnnlab: error: resume must be auto or null (got 'yes'); to start from a file use "
+        "ckpt_path=<file>"
+    )
+    assert not (tmp_path / "run").exists()

@@ -111,12 +111,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             finished = finished_metrics(cfg, current)
             if finished is not None:  # resume=auto on a finished run: nothing left to do
                 return finished
-            remove_partial_files(output_dir, checkpoint_dir(cfg))
+            if rank_zero_only.rank == 0:  # the one process that writes them
+                remove_partial_files(output_dir, checkpoint_dir(cfg))
             L.seed_everything(cfg.seed, workers=True, verbose=False)
             datamodule, module, trainer = build_run(cfg)
             refuse_script_relaunch_in_multirun(trainer)
             ckpt_path = start_checkpoint(cfg, module, current)
 
+        # Only a second Ctrl+C stops fit this way (a first one, or SIGTERM, saves and exits
+        # through exit_after_interrupt).
+        phase = f"aborted without saving; {checkpoint_dir(cfg) / LAST} is the latest state"
         started = time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -126,7 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         phase = f"training is complete in {checkpoint_dir(cfg) / LAST}, the final test re-runs"
         with interrupts_stop_at_once():
-            return test_and_record(cfg, datamodule, module, trainer, train_seconds)
+            return final_test_and_metrics(cfg, datamodule, module, trainer, train_seconds)
     except (Interrupted, SIGTERMException) as stop:
         signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGTERM
         exit_interrupted(signum, output_dir, phase, rank_zero_only.rank == 0)
@@ -150,7 +154,7 @@ def _is_output(err: BaseException, output_dir: Path) -> bool:
     return Path(str(found.filename)).resolve().is_relative_to(output_dir.resolve())
 
 
-def test_and_record(
+def final_test_and_metrics(
     cfg: DictConfig,
     datamodule: L.LightningDataModule,
     module: L.LightningModule,

@@ -84,9 +84,10 @@ class LastCheckpoint(Checkpoint):
 
     - after optimizer step k with training batches of the epoch left: every
       `every_n_train_steps` steps (bounds what a kill -9 loses), and on SIGTERM/SIGINT;
-    - after the epoch's (or a val-check interval's) last step, or during its validation:
-      written as "training done, validation not started", so the resumed fit runs that
-      whole validation, then the epoch-end hooks (EarlyStopping, epoch schedulers);
+    - on the last step before a validation (when it is a save step), and on SIGTERM/SIGINT
+      during validation: written as "training done, validation not started", so the
+      resumed fit runs that whole validation, then the epoch-end hooks (EarlyStopping,
+      epoch schedulers);
     - after a whole epoch: at the start of the next one, at the end of training, and on
       SIGTERM/SIGINT that arrives after the epoch's validation.
 
@@ -156,11 +157,11 @@ class LastCheckpoint(Checkpoint):
             self._save(trainer, rewrite=_as_previous_epoch_end)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.fit_loop.restarting:
+        epoch_loop = trainer.fit_loop.epoch_loop
+        if trainer.fit_loop.restarting and epoch_loop._num_ready_batches_reached():
             # Lightning does not step plateau schedules at the end of an epoch resumed
             # mid-way (it assumes the metrics are gone); here validation has run, so step
             # them as the uninterrupted run does.
-            epoch_loop = trainer.fit_loop.epoch_loop
             epoch_loop.update_lr_schedulers("epoch", update_plateau_schedulers=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
