@@ -102,35 +102,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     one line naming it.
     """
     output_dir = Path(cfg.paths.output_dir)
+    last = checkpoint_dir(cfg) / LAST
     phase = "stopped before training (re)started, nothing new to save"
     try:
-        with interrupts_stop_at_once():
-            validate_config(cfg)
-            current = config_to_save(cfg)
-            check_resume_target(cfg, current)
-            finished = finished_metrics(cfg, current)
-            if finished is not None:  # resume=auto on a finished run: nothing left to do
-                return finished
-            if rank_zero_only.rank == 0:  # the one process that writes them
-                remove_partial_files(output_dir, checkpoint_dir(cfg))
-            L.seed_everything(cfg.seed, workers=True, verbose=False)
-            datamodule, module, trainer = build_run(cfg)
-            refuse_script_relaunch_in_multirun(trainer)
-            ckpt_path = start_checkpoint(cfg, module, current)
+        # Ctrl+C stops at once wherever LastCheckpoint's handling is not active (e.g. while
+        # fit loads the data); SIGTERM stops at once outside fit, and is Lightning's inside.
+        with interrupts_stop_at_once(signal.SIGINT):
+            with interrupts_stop_at_once(signal.SIGTERM):
+                validate_config(cfg)
+                current = config_to_save(cfg)
+                check_resume_target(cfg, current)
+                finished = finished_metrics(cfg, current)
+                if finished is not None:  # resume=auto on a finished run: nothing left to do
+                    return finished
+                if rank_zero_only.rank == 0:  # the one process that writes them
+                    remove_partial_files(output_dir, last.parent)
+                L.seed_everything(cfg.seed, workers=True, verbose=False)
+                datamodule, module, trainer = build_run(cfg)
+                refuse_script_relaunch_in_multirun(trainer)
+                ckpt_path = start_checkpoint(cfg, module, current)
 
-        # Only a second Ctrl+C stops fit this way (a first one, or SIGTERM, saves and exits
-        # through exit_after_interrupt).
-        phase = f"aborted without saving; {checkpoint_dir(cfg) / LAST} is the latest state"
-        started = time.perf_counter()
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        except SIGTERMException:
-            exit_after_interrupt(trainer, output_dir)
-        train_seconds = time.perf_counter() - started
+            # A first Ctrl+C or SIGTERM in fit saves and exits via exit_after_interrupt;
+            # only a second Ctrl+C (or one before fit starts training) ends up here.
+            phase = f"aborted without saving; {last} is the latest state"
+            started = time.perf_counter()
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            except SIGTERMException:
+                exit_after_interrupt(trainer, output_dir)
+            train_seconds = time.perf_counter() - started
 
-        phase = f"training is complete in {checkpoint_dir(cfg) / LAST}, the final test re-runs"
-        with interrupts_stop_at_once():
-            return final_test_and_metrics(cfg, datamodule, module, trainer, train_seconds)
+            phase = f"training is complete in {last}, the final test re-runs"
+            with interrupts_stop_at_once(signal.SIGTERM):
+                return final_test_and_metrics(cfg, datamodule, module, trainer, train_seconds)
     except (Interrupted, SIGTERMException) as stop:
         signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGTERM
         exit_interrupted(signum, output_dir, phase, rank_zero_only.rank == 0)

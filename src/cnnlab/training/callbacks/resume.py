@@ -286,12 +286,15 @@ def _abort(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def interrupts_stop_at_once() -> Iterator[None]:
-    """SIGTERM and SIGINT raise `Interrupted` in this block (the main thread's handlers)."""
+def interrupts_stop_at_once(
+    *signums: signal.Signals,
+) -> Iterator[None]:
+    """`signums` (default SIGTERM and SIGINT) raise `Interrupted` in this block."""
     if not _main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _abort) for s in (signal.SIGTERM, signal.SIGINT)}
+    chosen = signums or (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, _abort) for s in chosen}
     try:
         yield
     finally:
