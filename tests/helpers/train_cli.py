@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cnnlab
@@ -63,12 +63,16 @@ def signal_callback_args(
 
 
 def cli_env(
-    extra_path: Path | None = None, data_dir: Path | None = None, show_warnings: bool = False
+    extra_path: Path | None = None,
+    data_dir: Path | None = None,
+    show_warnings: bool = False,
+    extra_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """This checkout's cnnlab on PYTHONPATH, 1 thread (bitwise repeatable); `data_dir`
-    becomes CNNLAB_DATA_DIR; warnings are hidden unless `show_warnings`."""
-    unset = ("HYDRA_FULL_ERROR", "LOCAL_RANK", "PYTHONWARNINGS")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
+    becomes CNNLAB_DATA_DIR; warnings are hidden unless `show_warnings`; `extra_env` adds
+    variables (e.g. CNNLAB_FAULT)."""
+    unset = ("HYDRA_FULL_ERROR", "LOCAL_RANK", "PYTHONWARNINGS", "CNNLAB_FAULT")
+    env = {k: v for k, v in os.environ.items() if k not in unset} | dict(extra_env or {})
     if data_dir is not None:
         env["CNNLAB_DATA_DIR"] = str(data_dir)
     paths = [str(SRC)] + ([str(extra_path)] if extra_path else [])
@@ -85,12 +89,14 @@ def run_train(
     timeout: float = 300,
     data_dir: Path | None = None,
     show_warnings: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python train.py *args` with this checkout's cnnlab (see `cli_env`)."""
+    """`python train.py *args` with this checkout's cnnlab (see `cli_env`); `env` adds
+    variables (e.g. CNNLAB_FAULT)."""
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), *args],
         cwd=REPO_ROOT,
-        env=cli_env(extra_path, data_dir, show_warnings),
+        env=cli_env(extra_path, data_dir, show_warnings, env),
         capture_output=True,
         text=True,
         timeout=timeout,

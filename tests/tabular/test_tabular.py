@@ -187,6 +187,11 @@ BAD_CSVS = {
     ),
     "empty target cell": ("sqm,label\n1,a\n2,\n3,b\n", "label", ["'label'", "row 2"]),
     "text target for regression": ("sqm,y\n1,2.5\n2,high\n3,1\n", "y", ["'y'", "'high'"]),
+    "all-empty and constant columns": (
+        "sqm,note,rooms,city,label\n" + "".join(f"{i},,3,Oslo,{'ab'[i % 2]}\n" for i in range(20)),
+        "label",
+        ["'note' is empty in every row", "'rooms' is 3 in every row", "'city' is 'Oslo'"],
+    ),
 }
 
 
@@ -203,6 +208,20 @@ def test_bad_csv_fails_with_one_line_naming_file_and_column(case, tmp_path):
     assert "\n" not in message and str(csv) in message
     for word in words:
         assert word in message, (word, message)
+
+
+def test_the_uninformative_column_message_names_the_drop_that_fixes_it(tmp_path):
+    csv = tmp_path / "flat.csv"
+    csv.write_text("sqm,id,note,label\n" + "".join(f"{i},{i},,{'ab'[i % 2]}\n" for i in range(20)))
+    data = TabularDataModule(
+        dataset="csv", path=csv, target="label", task="classification", drop=["id"]
+    )
+    with pytest.raises(CnnlabError, match=r"drop them with data\.drop=\[id,note\]$"):
+        data.model_kwargs()
+    fixed = TabularDataModule(
+        dataset="csv", path=csv, target="label", task="classification", drop=["id", "note"]
+    )
+    assert fixed.model_kwargs()["in_features"] == 1
 
 
 # -- task wiring --------------------------------------------------------------------------

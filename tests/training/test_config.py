@@ -114,3 +114,31 @@ def test_val_size_leaving_no_training_images_on_small_data(make_cfg):
     cfg = make_cfg(["data=fashion_mnist", "data.val_size=240", "debug=fast"])
     with pytest.raises(CnnlabError, match="leaves no training images"):
         train(cfg)
+
+
+# Values torch only rejects when it builds or first steps the optimizer / scheduler.
+BAD_OPTIMIZATION = [
+    (["optim=adam", "+optim.betas=[2,3]"], "optim.betas=[2, 3] is refused by torch.optim.Adam"),
+    (["optim=adam", "optim.weight_decay=-1"], "optim.weight_decay must be >= 0"),
+    (["optim=adamw", "+optim.eps=-1"], "optim.eps=-1 is refused by torch.optim.AdamW"),
+    (["optim.nesterov=true", "optim.momentum=0"], "optim.momentum=0 is refused by torch.optim.SGD"),
+    (["+optim.foo=1"], "optim.foo=1 is refused by torch.optim.SGD"),
+    (["scheduler=step", "scheduler.scheduler.step_size=0"], "scheduler.scheduler.step_size"),
+    (["scheduler.scheduler.T_max=0"], "scheduler.scheduler.T_max must be >= 1"),
+    (["scheduler=onecycle", "scheduler.scheduler.pct_start=2"], "scheduler.scheduler.pct_start=2"),
+    (["scheduler=plateau", "scheduler.scheduler.factor=2"], "scheduler.scheduler.factor=2"),
+    (
+        ["scheduler.scheduler.eta_min=low"],
+        "scheduler.scheduler (torch.optim.lr_scheduler.CosineAnnealingLR) fails on its first",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_OPTIMIZATION)
+def test_optimizer_and_scheduler_values_are_one_line_before_any_data_is_read(
+    make_cfg, tmp_path, overrides, message
+):
+    cfg = make_cfg(overrides, data_dir=tmp_path / "no_data_here")
+    with pytest.raises(CnnlabError) as err:
+        train(cfg)  # fails on the value, not on the missing data
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)

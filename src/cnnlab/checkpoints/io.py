@@ -45,7 +45,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         target = Path(str(path).removeprefix("file://"))
-        write_atomic(target, lambda handle: torch.save(checkpoint, handle))
+        write_atomic(
+            target,
+            lambda handle: torch.save(checkpoint, handle),
+            fault=("during_checkpoint_write", checkpoint.get("global_step")),
+        )
 
     def load_checkpoint(
         self,

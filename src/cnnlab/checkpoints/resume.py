@@ -17,10 +17,12 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.checkpoints.atomic import is_partial
 from cnnlab.checkpoints.io import LAST, check_resumable, read_checkpoint
 from cnnlab.errors import CnnlabError
 
 METRICS_FILE = "metrics.json"
+HYDRA_DIR = ".hydra"
 RESUME_MODES = ("auto",)
 # What defines the experiment; trainer/callbacks/paths may legitimately change on resume
 # (more epochs, another device, another data path).
@@ -42,6 +44,24 @@ def resume_mode(cfg: DictConfig) -> str | None:
 def checkpoint_dir(cfg: DictConfig) -> Path:
     dirpath = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
     return Path(dirpath) if dirpath else Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds (part of) a run that a new one must not overwrite.
+
+    What Hydra writes before the task starts (`.hydra/`, `<job>.log`) is not a run, nor are
+    temp files of interrupted writes: a start that was refused or failed before training
+    leaves the dir free for the corrected command.
+    """
+    if not run_dir.is_dir():
+        return False
+    for entry in run_dir.iterdir():
+        if entry.name == HYDRA_DIR and entry.is_dir():
+            continue
+        if entry.is_file() and (entry.suffix == ".log" or is_partial(entry)):
+            continue
+        return True
+    return False
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -79,17 +99,33 @@ def check_same_experiment(
         )
 
 
+def check_resume_target(
+    cfg: DictConfig, current: dict[str, Any], folder: Path | None = None
+) -> None:
+    """With resume=auto, refuse a dir whose last.ckpt was written by another experiment.
+
+    Runs before anything is written into the dir (the Hydra callback calls it before Hydra
+    saves `.hydra/`), so a refused command leaves the other run's files as they were.
+    """
+    if resume_mode(cfg) is None:
+        return
+    last = (folder or checkpoint_dir(cfg)) / LAST
+    if last.is_file():
+        check_same_experiment(last, read_checkpoint(last), current)
+
+
 def finished_metrics(cfg: DictConfig, current: dict[str, Any]) -> dict[str, Any] | None:
-    """With resume=auto, the recorded metrics of a run that already finished in this dir."""
+    """With resume=auto, the recorded metrics of a run that already finished in this dir
+    (`check_resume_target` has made sure it is the same experiment)."""
     if resume_mode(cfg) is None:
         return None
     recorded = Path(cfg.paths.output_dir) / METRICS_FILE
     if not recorded.is_file():
         return None
-    last = checkpoint_dir(cfg) / LAST
-    if last.is_file():
-        check_same_experiment(last, read_checkpoint(last), current)
-    return json.loads(recorded.read_text())
+    try:
+        return json.loads(recorded.read_text())
+    except ValueError:
+        return None  # unreadable (a kill during a non-atomic write): the test re-runs
 
 
 def start_checkpoint(
@@ -103,7 +139,7 @@ def start_checkpoint(
     if resume_mode(cfg) == "auto" and (checkpoint_dir(cfg) / LAST).is_file():
         path = str(checkpoint_dir(cfg) / LAST)
         checkpoint = read_checkpoint(path)
-        check_same_experiment(path, checkpoint, current)
+        check_same_experiment(path, checkpoint, current)  # checked before; the file may change
     elif cfg.get("ckpt_path"):
         path = str(cfg.ckpt_path)
         checkpoint = read_checkpoint(path)

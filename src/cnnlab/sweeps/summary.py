@@ -21,7 +21,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cnnlab.checkpoints.atomic import write_atomic
+from cnnlab.checkpoints.atomic import (
+    finite_or_none,
+    remove_partial_files,
+    strict_json,
+    write_atomic,
+)
 from cnnlab.sweeps.folds import write_fold_summary
 
 try:  # POSIX advisory locks; without them (Windows) updates are still atomic, just unserialised
@@ -44,8 +49,8 @@ DEFAULT_METRICS = (
 )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda handle: handle.write(text), mode="w")
+def _write_atomic(path: Path, text: str, fault: tuple[str, int | None] | None = None) -> None:
+    write_atomic(path, lambda handle: handle.write(text), mode="w", fault=fault)
 
 
 @contextlib.contextmanager
@@ -66,14 +71,16 @@ def read_rows(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def upsert_row(sweep_dir: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Replace (by run dir) or add `row`, then rewrite summary.json and summary.csv."""
+    """Replace (by run dir) or add `row`, then rewrite summary.json (strict JSON: a
+    non-finite value is null) and summary.csv."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     with _locked(sweep_dir):
         rows = [r for r in read_rows(sweep_dir) if r.get("run_dir") != row["run_dir"]]
-        rows.append(row)
+        rows.append(finite_or_none(row))
         rows.sort(key=lambda r: (r.get("job") is None, r.get("job"), r.get("run_dir")))
-        _write_atomic(sweep_dir / SUMMARY_JSON, json.dumps(rows, indent=2) + "\n")
+        fault = ("writing_summary", row.get("job"))
+        _write_atomic(sweep_dir / SUMMARY_JSON, strict_json(rows), fault=fault)
         _write_atomic(sweep_dir / SUMMARY_CSV, to_csv(rows))
         write_fold_summary(sweep_dir, rows)  # a sweep over data.fold: mean ± std per group
     return rows
@@ -125,6 +132,10 @@ class SweepSummary(Callback):
 
     def __init__(self, metrics: Sequence[str] = DEFAULT_METRICS) -> None:
         self.metrics = list(metrics)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # A sweep re-run with resume=auto: temp files of summary writes a kill interrupted.
+        remove_partial_files(Path(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:

@@ -106,6 +106,22 @@ def read_csv(path: Path, target: str | None) -> Table:
     return Table(features=frame.drop(columns=[target]), target=frame[target], origin=str(path))
 
 
+def uninformative_columns(features: pd.DataFrame) -> dict[str, str]:
+    """Feature columns with no information: empty in every row, or one value in every
+    non-empty row. Refused rather than dropped silently: a typo in a CSV export should not
+    quietly change the model's inputs. (An all-empty column would otherwise vanish inside
+    the median imputer and shift every column after it.)"""
+    found: dict[str, str] = {}
+    for name in features.columns:
+        values = features[name].dropna().unique()
+        if len(values) == 0:
+            found[str(name)] = "empty in every row"
+        elif len(values) == 1:
+            value = values[0].item() if isinstance(values[0], np.generic) else values[0]
+            found[str(name)] = f"{value!r} in every row"
+    return found
+
+
 def first_bad_value(column: pd.Series) -> tuple[int, Any] | None:
     """(row number counted from 1, value) of the first non-empty cell that is not a number."""
     bad = column.notna() & pd.to_numeric(column, errors="coerce").isna()
@@ -370,6 +386,14 @@ class TabularDataModule(L.LightningDataModule):
         if features.shape[1] == 0:
             raise CnnlabError(
                 f"{table.origin}: no feature columns besides the target '{self.target}'"
+            )
+        useless = uninformative_columns(features)
+        if useless:
+            listed = "; ".join(f"'{name}' is {why}" for name, why in useless.items())
+            drop = ",".join([*map(str, self.drop), *useless])
+            raise CnnlabError(
+                f"{table.origin}: feature column(s) without information ({listed}); "
+                f"drop them with data.drop=[{drop}]"
             )
         numeric, categorical = column_kinds(features, table.origin, self.categorical)
         y, classes = encode_target(table, self.task, str(self.target))

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import json
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,14 +21,27 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.checkpoints.resume import finished_metrics, start_checkpoint
+from cnnlab.checkpoints.atomic import finite_or_none, remove_partial_files, write_json
+from cnnlab.checkpoints.io import LAST
+from cnnlab.checkpoints.resume import (
+    check_resume_target,
+    checkpoint_dir,
+    finished_metrics,
+    start_checkpoint,
+)
 from cnnlab.config import config_to_save
-from cnnlab.errors import CnnlabError, exits_cleanly
+from cnnlab.errors import CnnlabError, exits_cleanly, os_error_in, output_error
 from cnnlab.noise import silence_library_noise
 from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
 from cnnlab.training.build import build, build_list, build_model, resolve_precision
-from cnnlab.training.callbacks.resume import exit_after_interrupt
+from cnnlab.training.callbacks.faults import fault_injection
+from cnnlab.training.callbacks.resume import (
+    Interrupted,
+    exit_after_interrupt,
+    exit_interrupted,
+    interrupts_stop_at_once,
+)
 from cnnlab.training.config_tree import print_config_tree
 from cnnlab.training.hparams import log_hyperparameters, run_hparams
 from cnnlab.training.loggers import close_loggers
@@ -62,7 +75,7 @@ def build_run(
     trainer = build(
         trainer_cfg,
         "trainer",
-        callbacks=[*build_list(cfg.get("callbacks"), "callbacks"), *callbacks],
+        callbacks=[*build_list(cfg.get("callbacks"), "callbacks"), *callbacks, *fault_injection()],
         logger=build_list(cfg.get("logger"), "logger") or False,
     )
     return datamodule, module, trainer
@@ -89,26 +102,81 @@ def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
 
 def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Fit (or resume), test the best checkpoint on the official test set, write `metrics.json`.
-    `callbacks` join the configured ones (`cnnlab search` passes its pruning callback)."""
-    validate_config(cfg)
-    current = config_to_save(cfg)
-    finished = finished_metrics(cfg, current)
-    if finished is not None:  # resume=auto on a finished run: nothing left to do
-        return finished
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, module, trainer = build_run(cfg, callbacks)
-    refuse_script_relaunch_in_multirun(trainer)
-    log_hyperparameters(trainer.loggers, run_hparams(cfg), module.compared_on)
+    `callbacks` join the configured ones (`cnnlab search` passes its pruning callback).
+
+    Every check that can refuse the run comes before anything is written into its dir.
+    SIGTERM/SIGINT end the process with 128+signal after saving what resumes exactly:
+    inside fit at the next batch boundary (`LastCheckpoint`), elsewhere at once (the final
+    test re-runs on resume). An output that cannot be written (full disk, read-only dir) is
+    one line naming it.
+    """
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = start_checkpoint(cfg, module, current)
-
-    started = time.perf_counter()
+    last = checkpoint_dir(cfg) / LAST
+    phase = "stopped before training (re)started, nothing new to save"
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SIGTERMException:
-        exit_after_interrupt(trainer, output_dir)
-    train_seconds = time.perf_counter() - started
+        # Ctrl+C stops at once wherever LastCheckpoint's handling is not active (e.g. while
+        # fit loads the data); SIGTERM stops at once outside fit, and is Lightning's inside.
+        with interrupts_stop_at_once(signal.SIGINT):
+            with interrupts_stop_at_once(signal.SIGTERM):
+                validate_config(cfg)
+                current = config_to_save(cfg)
+                check_resume_target(cfg, current)
+                finished = finished_metrics(cfg, current)
+                if finished is not None:  # resume=auto on a finished run: nothing left to do
+                    return finished
+                if rank_zero_only.rank == 0:  # the one process that writes them
+                    remove_partial_files(output_dir, last.parent)
+                L.seed_everything(cfg.seed, workers=True, verbose=False)
+                datamodule, module, trainer = build_run(cfg, callbacks)
+                refuse_script_relaunch_in_multirun(trainer)
+                log_hyperparameters(trainer.loggers, run_hparams(cfg), module.compared_on)
+                ckpt_path = start_checkpoint(cfg, module, current)
 
+            # A first Ctrl+C or SIGTERM in fit saves and exits via exit_after_interrupt;
+            # only a second Ctrl+C (or one before fit starts training) ends up here.
+            phase = f"aborted without saving; {last} is the latest state"
+            started = time.perf_counter()
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            except SIGTERMException:
+                exit_after_interrupt(trainer, output_dir)
+            train_seconds = time.perf_counter() - started
+
+            phase = f"training is complete in {last}, the final test re-runs"
+            with interrupts_stop_at_once(signal.SIGTERM):
+                return final_test_and_metrics(cfg, datamodule, module, trainer, train_seconds)
+    except (Interrupted, SIGTERMException) as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGTERM
+        exit_interrupted(signum, output_dir, phase, rank_zero_only.rank == 0)
+    except CnnlabError:
+        raise
+    except Exception as err:
+        one_line = output_error(err, output_dir) if _is_output(err, output_dir) else None
+        if one_line is None:
+            raise
+        raise one_line from None
+
+
+def _is_output(err: BaseException, output_dir: Path) -> bool:
+    """An OSError about a path of this run (or about no path: a write torch or a logger
+    made), not about the data it reads."""
+    found = os_error_in(err)
+    if found is None:
+        return False
+    if not found.filename:
+        return True
+    return Path(str(found.filename)).resolve().is_relative_to(output_dir.resolve())
+
+
+def final_test_and_metrics(
+    cfg: DictConfig,
+    datamodule: L.LightningDataModule,
+    module: L.LightningModule,
+    trainer: L.Trainer,
+    train_seconds: float,
+) -> dict[str, Any]:
+    """Test the best checkpoint and write metrics.json (strict JSON: non-finite is null)."""
+    output_dir = Path(cfg.paths.output_dir)
     best = checkpoint_callback(trainer)
     best_path = best.best_model_path if best is not None and best.best_model_path else None
     monitor = best.monitor if best is not None else "val/acc"
@@ -139,9 +207,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]
             "tags": [str(tag) for tag in cfg.get("tags") or []],
         }
     )
+    metrics = finite_or_none(metrics)
     if trainer.is_global_zero and not trainer.fast_dev_run:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(output_dir / METRICS_FILE, metrics, fault=("writing_metrics", None))
     close_loggers(trainer.loggers)  # this job's runs end here (the next job of -m starts its own)
     return metrics
 

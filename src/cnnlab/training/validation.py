@@ -8,10 +8,13 @@ names, so they hold before any file is opened.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.data.base import LOADERS, ImageDataModule
@@ -35,7 +38,18 @@ RULES: list[Rule] = [
         "callbacks.stop_at=0.85",
     ),
     ("seed", lambda v: v >= 0, ">= 0", "seed=42"),
+    (
+        "scheduler.scheduler.step_size",
+        lambda v: v >= 1,
+        ">= 1 (epochs between lr drops)",
+        "scheduler.scheduler.step_size=10",
+    ),
+    ("scheduler.scheduler.T_max", lambda v: v >= 1, ">= 1", "scheduler.scheduler.T_max=10"),
 ]
+# Words torch's optimizer/scheduler errors use for a config key (others use the key itself).
+KEY_WORDS = {"lr": "learning rate", "betas": "beta", "eps": "epsilon"}
+# A schedule whose length is filled in from the trainer (OneCycle) gets this one to try.
+TRIAL_STEPS = 10
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -53,6 +67,62 @@ def validate_config(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "data") is not None:
         validate_folds(cfg.data)
         validate_data(cfg.data)
+    validate_optimization(cfg)
+
+
+def validate_optimization(cfg: DictConfig) -> None:
+    """Build the optimizer and scheduler once, on a dummy parameter, and take a few steps.
+
+    A value that torch only rejects when it builds or first steps them (`optim.betas=[2,3]`,
+    a negative momentum, a zero `step_size`) then ends in one line naming the key, before
+    any data is read, instead of a traceback after training has started.
+    """
+    optim = OmegaConf.select(cfg, "optim")
+    if not isinstance(optim, DictConfig) or "_target_" not in optim:
+        return
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    try:
+        optimizer = hydra.utils.instantiate(optim)(params=[parameter])
+    except Exception as err:
+        raise CnnlabError(_refusal("optim", optim, err)) from None
+    node = OmegaConf.select(cfg, "scheduler.scheduler")
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return
+    try:
+        factory = hydra.utils.instantiate(node)
+        kwargs: dict[str, Any] = {}
+        if (
+            "total_steps" in inspect.signature(factory).parameters
+            and getattr(factory, "keywords", {}).get("total_steps") is None
+        ):
+            kwargs["total_steps"] = TRIAL_STEPS
+        scheduler = factory(optimizer=optimizer, **kwargs)
+        plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "lr_scheduler.step() before optimizer.step()"
+            for _ in range(3):
+                optimizer.step()
+                scheduler.step(0.5) if plateau else scheduler.step()
+    except Exception as err:
+        raise CnnlabError(_refusal("scheduler.scheduler", node, err)) from None
+
+
+def _refusal(group: str, node: DictConfig, err: Exception) -> str:
+    """`<group>.<key>=<value> is refused by <target>: <torch's reason>`, naming the key
+    torch's message is about (else every value of the node)."""
+    cause: BaseException = err
+    while cause.__cause__ is not None:  # Hydra wraps what the target raised
+        cause = cause.__cause__
+    reason = (str(cause).strip().splitlines() or [""])[0]
+    reason = f"{type(cause).__name__}: {reason}" if not isinstance(cause, ValueError) else reason
+    target = str(node.get("_target_", group))
+    values = {k: v for k, v in node.items() if not str(k).startswith("_")}
+    text = reason.lower()
+    for key, value in values.items():
+        if str(key).lower() in text or KEY_WORDS.get(str(key), "\0") in text:
+            return f"{group}.{key}={value} is refused by {target}: {reason}"
+    settings = ", ".join(f"{group}.{k}={v}" for k, v in values.items())
+    return f"{group} ({target}) fails on its first steps: {reason}; check {settings}"
 
 
 def validate_folds(data: DictConfig) -> None:

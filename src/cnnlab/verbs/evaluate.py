@@ -16,7 +16,6 @@ Examples:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from rich.table import Table
 
+from cnnlab.checkpoints.atomic import strict_json
 from cnnlab.data.base import ImageDataModule
 from cnnlab.errors import CnnlabError, exits_cleanly
 from cnnlab.reporting import figures
@@ -146,7 +146,7 @@ def evaluate(
             "data": loaded.cfg.data.get("_target_"),
         }
     )
-    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / METRICS_FILE).write_text(strict_json(metrics))
 
     if images is None:
         return metrics, out
