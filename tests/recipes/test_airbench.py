@@ -11,7 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
+from omegaconf import OmegaConf
 
+from cnnlab.recipes.airbench import TRICKS
 from cnnlab.recipes.airbench.callbacks import Lookahead
 from cnnlab.recipes.airbench.net import AirbenchNet, WhiteningConv, patch_covariance
 from cnnlab.recipes.airbench.optim import scaled_sgd
@@ -158,25 +160,43 @@ def test_tta_views_are_the_documented_average():
 SMALL = ["model.widths=[8,16,16]", "data.batch_size=50", "data.eval_batch_size=50"]
 
 
+LOOKAHEAD_AND_FREEZE = {"Lookahead", "FreezeAfterEpochs"}
+
+
 @pytest.mark.parametrize(
-    "experiment,extra",
+    "experiment,tricks",
     [
-        ("airbench94", []),
-        ("airbench96", []),
-        ("cifar10_fast_cpu", []),
-        ("fmnist_fast_cpu", []),
+        ("airbench94", LOOKAHEAD_AND_FREEZE),
+        ("airbench96", LOOKAHEAD_AND_FREEZE),
+        ("cifar10_fast_cpu", LOOKAHEAD_AND_FREEZE),
+        ("fmnist_fast_cpu", LOOKAHEAD_AND_FREEZE),
+        ("airbench94_muon", {"FreezeAfterEpochs"}),
     ],
 )
-def test_speed_experiments_build_and_run(make_cfg, experiment, extra):
+def test_speed_experiments_build_and_run(make_cfg, experiment, tricks):
     """Each recipe composes, builds and runs a fit+test step on tiny synthetic data."""
-    cfg = make_cfg([f"experiment={experiment}", "debug=fast", *SMALL, *extra])
+    cfg = make_cfg([f"experiment={experiment}", "debug=fast", *SMALL])
     metrics = train(cfg)
     assert metrics["global_step"] == 1
     _, module, trainer = build_run(cfg)
     names = {type(c).__name__ for c in trainer.callbacks}
-    assert {"Lookahead", "FreezeAfterEpochs"} <= names
+    assert tricks <= names
     assert module.tta in ("flip", "flip_translate")
     assert type(module.model).__name__ == "AirbenchNet"
+
+
+TRICK_ROWS = [(name, recipe) for name, trick in TRICKS.items() for recipe in trick.recipes]
+
+
+@pytest.mark.parametrize("name,recipe", TRICK_ROWS)
+def test_every_trick_row_switches_its_key_off_in_its_recipes(make_cfg, name, recipe):
+    """A TRICKS row's ablation composes onto each recipe it names, changes the row's switch
+    there, and the ablated recipe still builds."""
+    trick = TRICKS[name]
+    on = make_cfg([f"experiment={recipe}"])
+    off = make_cfg([f"experiment={recipe}", trick.ablate])
+    assert OmegaConf.select(on, trick.switch) != OmegaConf.select(off, trick.switch)
+    build_run(off)
 
 
 class BiasSpy(Callback):

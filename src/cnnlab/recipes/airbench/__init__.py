@@ -1,23 +1,27 @@
 """airbench (Keller Jordan, arXiv 2404.00498) inside the suite: every trick in one table.
 
-`experiment=airbench94` (and `airbench96`, and the CPU recipes built on them) turn all of
-them on; each row's `ablate` override turns one off, so an ablation study is a multirun over
-these overrides. The code of each trick lives beside this file: the net (`net.py`), scaled
-SGD (`optim.py`), the warm-up/decay schedule (`schedule.py`) and the Lookahead / freeze
-callbacks (`callbacks.py`); alternating flip and translate are options of the suite's
-batched augmentation (`cnnlab.augment.FlipCrop`), test-time augmentation one of the task
-module (`module.tta`).
+`experiment=airbench94` (and `airbench96`, and the CPU recipes built on them) and
+`experiment=airbench94_muon` turn on the rows that name them (`recipes`); each row's
+`ablate` override turns one off, so an ablation study is a multirun over these overrides.
+The code of each trick lives beside this file: the net (`net.py`), scaled SGD (`optim.py`),
+the warm-up/decay schedule (`schedule.py`) and the Lookahead / freeze callbacks
+(`callbacks.py`); Muon is the suite's `optim=muon` (`cnnlab.training.optim`); alternating
+flip and translate are options of the suite's batched augmentation
+(`cnnlab.augment.FlipCrop`), test-time augmentation one of the task module (`module.tta`).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+BOTH = ("airbench94", "airbench94_muon")
+
 
 class Trick(NamedTuple):
     switch: str  # the config key that carries it
     ablate: str  # the override that turns it off
     why: str
+    recipes: tuple[str, ...] = BOTH  # the experiments that turn it on
 
 
 TRICKS: dict[str, Trick] = {
@@ -49,6 +53,7 @@ TRICKS: dict[str, Trick] = {
         "optim",
         "optim=sgd",
         "Nesterov SGD, momentum 0.85, decoupled weight decay per lr_scale group",
+        ("airbench94",),
     ),
     "label_smoothing": Trick(
         "module.label_smoothing", "module.label_smoothing=0", "label smoothing 0.2"
@@ -57,6 +62,7 @@ TRICKS: dict[str, Trick] = {
         "scheduler",
         "scheduler=onecycle",
         "linear warm-up over 23% of the steps, then linear decay to 7%",
+        ("airbench94",),
     ),
     "alternating_flip": Trick(
         "augment.flip",
@@ -70,6 +76,7 @@ TRICKS: dict[str, Trick] = {
         "callbacks.lookahead",
         "callbacks.lookahead=null",
         "every 5 steps an EMA of the weights is copied back into the net",
+        ("airbench94",),
     ),
     "freeze_whiten_bias": Trick(
         "callbacks.freeze_whiten_bias",
@@ -80,5 +87,17 @@ TRICKS: dict[str, Trick] = {
         "module.tta",
         "module.tta=none",
         "test-time augmentation: mirror + 1 px translations, 6 views averaged",
+    ),
+    "muon": Trick(
+        "optim.use_muon",
+        "optim.use_muon=false",
+        "Muon on the conv filters (orthogonalised momentum): 94% in 8 epochs instead of 10",
+        ("airbench94_muon",),
+    ),
+    "weight_normalization": Trick(
+        "optim.normalize_weights",
+        "optim.normalize_weights=false",
+        "each filter bank rescaled to norm sqrt(out channels) before its Muon step",
+        ("airbench94_muon",),
     ),
 }

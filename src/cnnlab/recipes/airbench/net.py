@@ -18,6 +18,8 @@ Each trick is a constructor switch (and so a `model.*` override):
 - `bias_lr_scale`: tags each BatchNorm bias with `lr_scale` (64 in airbench): the
   `cnnlab.recipes.airbench.optim.scaled_sgd` optimizer gives tagged parameters that multiple of the
   learning rate (and divides their weight decay by it, keeping decay per step unchanged).
+  `whiten_bias_lr_scale` tags the whitening conv's bias the same way (airbench94_muon: 64;
+  airbench94 trains it at the base rate); `optim=muon` reads the same tags.
 - `convs_per_block`: 2 (airbench94) or 3 (airbench96: the last two convs of each block
   wrapped in a residual connection).
 - `logit_scale`: the final logits are multiplied by 1/9, a temperature that suits the
@@ -145,6 +147,7 @@ class AirbenchNet(nn.Module):
         batchnorm_momentum: float = 0.6,
         batchnorm_weight: bool = False,
         bias_lr_scale: float = 64.0,
+        whiten_bias_lr_scale: float = 1.0,
         activation: str = "gelu",
         logit_scale: float = 1 / 9,
     ) -> None:
@@ -162,6 +165,7 @@ class AirbenchNet(nn.Module):
             self.stem: nn.Conv2d = WhiteningConv(in_channels, whiten_kernel_size, whiten_eps)
         else:
             self.stem = nn.Conv2d(in_channels, stem_width, whiten_kernel_size)
+        self.stem.bias.lr_scale = whiten_bias_lr_scale
         self.stem_act = ACTIVATIONS[activation]()
         block_kwargs = {
             "convs": convs_per_block,
