@@ -37,6 +37,7 @@ PARSE_OPTIONS = {
     "report": {"positional": True},
     "tune": {"run_overrides": True},
     "study": {},
+    "search": {"run_overrides": True},
 }
 
 

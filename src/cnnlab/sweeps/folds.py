@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.checkpoints.atomic import write_atomic
+from cnnlab.reporting.rows import to_csv
 
 FOLD_KEY = "data.fold"
 FOLDS_JSON, FOLDS_CSV = "folds.json", "folds.csv"
@@ -68,7 +69,6 @@ def fold_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def write_fold_summary(sweep_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """folds.json / folds.csv in a sweep over data.fold (nothing otherwise), atomically."""
-    from cnnlab.sweeps.summary import to_csv  # summary.py imports this module
 
     summary = fold_rows(rows)
     if not summary:

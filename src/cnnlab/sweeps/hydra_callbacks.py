@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,16 @@ def _resuming(config: DictConfig) -> bool:
 
 
 def ensure_writable(folder: Path) -> None:
-    """Create `folder` and a file in it, or say in one line why the run cannot write there
-    (a read-only disk or folder, a parent that is a file, a full disk)."""
+    """Write a file in `folder`, or say in one line why the run cannot write there (a
+    read-only disk or folder, a parent that is a file, a full disk). Folders it had to
+    create are removed again: a later refusal must find nothing written."""
+    first_new = next((p for p in [folder, *folder.parents][::-1] if not p.exists()), None)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
+        if first_new is not None:
+            shutil.rmtree(first_new, ignore_errors=True)
     except OSError as err:
         raise output_error(err, folder) or CnnlabError(
             f"cannot write {folder}: {err.strerror or err}; pick another hydra.run.dir"

@@ -45,8 +45,8 @@ from omegaconf import DictConfig, OmegaConf
 from cnnlab.checkpoints.atomic import write_atomic
 from cnnlab.config import compose_run_config, config_to_save
 from cnnlab.errors import CnnlabError, exits_cleanly
+from cnnlab.reporting.rows import to_csv
 from cnnlab.sweeps.devices import worker_environment
-from cnnlab.sweeps.summary import to_csv
 from cnnlab.verbs.cli import parse
 
 if TYPE_CHECKING:

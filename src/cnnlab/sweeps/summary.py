@@ -9,8 +9,6 @@ replaces this job's row and rewrites both files atomically (temp file + `os.repl
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +25,7 @@ from cnnlab.checkpoints.atomic import (
     strict_json,
     write_atomic,
 )
+from cnnlab.reporting.rows import to_csv
 from cnnlab.sweeps.folds import write_fold_summary
 
 try:  # POSIX advisory locks; without them (Windows) updates are still atomic, just unserialised
@@ -84,18 +83,6 @@ def upsert_row(sweep_dir: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
         _write_atomic(sweep_dir / SUMMARY_CSV, to_csv(rows))
         write_fold_summary(sweep_dir, rows)  # a sweep over data.fold: mean ± std per group
     return rows
-
-
-def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """Columns in first-seen order over all rows (jobs may override different keys)."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _error_line(job_return: JobReturn) -> str:
