@@ -207,9 +207,12 @@ def test_an_augmentation_that_cannot_be_built_is_refused_first(
     monkeypatch.setitem(sys.modules, "albumentations", None)  # import fails
     with pytest.raises(SystemExit):
         study_main([f"data_dir={synthetic_data_dir}", f"out_dir={tmp_path / 'runs'}",
-                    f"report_dir={tmp_path / 'r'}"])  # fmt: skip
+                    f"report_dir={tmp_path / 'r'}",
+                    "ablations.augment=[none,albumentations]"])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert err.startswith("cnnlab: error: ablation/augment: augment=albumentations: cannot build")
+    assert err.startswith(
+        "cnnlab: error: ablation/augment: augment=albumentations needs the 'albumentations' extra"
+    )
     assert len(err.splitlines()) == 1 and not (tmp_path / "runs").exists()
 
 
