@@ -22,24 +22,16 @@ from typing import Any
 
 import torch
 
-from cnnlab.training.build import CPU_BF16_ENV, cpu_bf16, cpu_has_bf16, resolve_precision
+from cnnlab.machine import cpu_has_bf16, cpu_model
+from cnnlab.training.build import CPU_BF16_ENV, cpu_bf16, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def cpu_kind() -> str:
-    """The CPU's vector ISA as torch dispatches it, plus `bf16` when bf16 math is native:
+    """The CPU's vector ISA as torch dispatches it (the benchmarks' label; the study's wording is
+    `cnnlab.machine.cpu_kind`), plus `bf16` when bf16 math is native:
     "AVX-512 bf16" (auto: bf16-mixed), "AVX2" or "AVX-512" (auto: fp32)."""
     capability = torch.backends.cpu.get_cpu_capability()
     isa = {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(capability, capability)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import compose_config
+from cnnlab.machine import cpu_flags
 from cnnlab.training.build import resolve_precision
 
 BENCH = Path(__file__).resolve().parent
@@ -74,16 +75,6 @@ OVERHEAD = {"epoch": (None, 1.03), "60_batches": (60, 1.10)}  # batches per run,
 DEFAULT = ("cifar94", "cifar85", "fmnist93", "overhead", "ablation")
 CHOICES = (*DEFAULT, "fp32")
 QUICK = ["trainer.max_epochs=1", "++trainer.limit_train_batches=4", "module.tta=none"]
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def machine_tag(precision: str) -> str:

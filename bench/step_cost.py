@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from common import Record, set_threads
 
+from cnnlab.machine import cpu_has_bf16
 from cnnlab.recipes.airbench.net import AirbenchNet
-from cnnlab.training.build import cpu_has_bf16
 
 
 def step_seconds(

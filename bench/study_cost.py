@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from common import Record, set_threads
 
 from cnnlab.config import compose_config
+from cnnlab.machine import cpu_has_bf16
 from cnnlab.study.plan import make_plan
-from cnnlab.training.build import build, build_model, cpu_has_bf16
+from cnnlab.training.build import build, build_model
 
 SHAPES = {"cifar10": (3, 32), "fashion_mnist": (1, 28)}
 

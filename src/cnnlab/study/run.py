@@ -28,9 +28,10 @@ import cnnlab
 from cnnlab.checkpoints.atomic import write_atomic
 from cnnlab.config import compose_config
 from cnnlab.errors import CnnlabError
+from cnnlab.machine import cpu_flags, cpu_has_bf16, cpu_kind, cpu_model
 from cnnlab.paths import REPO_ROOT
 from cnnlab.study.plan import Part
-from cnnlab.training.build import build, cpu_has_bf16, resolve_precision
+from cnnlab.training.build import build, resolve_precision
 from cnnlab.training.validation import validate_config
 
 RECORD_FILE = "study.json"
@@ -39,39 +40,6 @@ SOURCE_ROOT = Path(cnnlab.__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------- machine
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def cpu_kind(flags: set[str]) -> str:
-    """What decides the speed of training here: native bf16 or fp32 vector width."""
-    if "amx_bf16" in flags:
-        return "AVX-512 with AMX and native bf16"
-    if "avx512_bf16" in flags:
-        return "AVX-512 with native bf16"
-    if "avx512f" in flags:
-        return "AVX-512 without bf16"
-    if "avx2" in flags:
-        return "AVX2 only"
-    return "unknown vector extensions"
 
 
 def machine_info(threads: int | None = None) -> dict[str, Any]:

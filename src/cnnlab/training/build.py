@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.errors import CnnlabError
+from cnnlab.machine import cpu_has_bf16
 
 
 def build(node: Any, group: str, **kwargs: Any) -> Any:
@@ -38,20 +39,6 @@ def build(node: Any, group: str, **kwargs: Any) -> Any:
 
 
 CPU_BF16_ENV = "CNNLAB_CPU_BF16"
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 math (AVX512-BF16 or AMX).
-
-    Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on a
-    2-core AMD EPYC with AVX2 only.
-    """
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def cpu_bf16() -> bool:

@@ -25,20 +25,18 @@ from omegaconf import DictConfig
 
 from cnnlab.checkpoints.atomic import write_atomic
 from cnnlab.errors import CnnlabError, exits_cleanly
+from cnnlab.machine import cpu_flags, cpu_has_bf16, cpu_kind
 from cnnlab.reporting.markdown import table
 from cnnlab.study.plan import Part, job_estimate, make_plan, named_parts, selected
 from cnnlab.study.report import MARKER, README, build_study_report
 from cnnlab.study.run import (
     Invocation,
-    cpu_flags,
-    cpu_kind,
     exclusive,
     launch,
     part_command,
     preflight,
     read_record,
 )
-from cnnlab.training.build import cpu_has_bf16
 from cnnlab.verbs.cli import parse
 from cnnlab.verbs.report import duration, to_html
 
