@@ -150,7 +150,8 @@ class Suite:
             # The plain loop runs in the precision the suite resolved (time_to_accuracy.py).
             args += ["--reference", "--reference-epochs", "1" if self.quick else "8"]
         quick = QUICK if self.quick else []
-        run([*args, f"trainer.precision={precision}", *goal.overrides, *quick, *extra])
+        # "--": the overrides are never taken for values of a list option (--also-tta).
+        run([*args, "--", f"trainer.precision={precision}", *goal.overrides, *quick, *extra])
         data = json.loads(path.read_text())
         data["_path"] = shown(path)
         return data
