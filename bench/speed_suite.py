@@ -114,6 +114,8 @@ class Suite:
     def __init__(self, args: argparse.Namespace) -> None:
         self.quick = args.quick
         self.seeds = args.seeds or (1 if args.quick else 3)
+        self.first_seed = args.first_seed
+        self.reference_seeds = args.reference_seeds
         self.precision = args.precision or str(resolve_precision("cpu", "auto"))
         self.tag = machine_tag(self.precision)
         base = REPO / "bench" / ("results/quick" if args.quick else "measured")
@@ -129,6 +131,7 @@ class Suite:
         seeds: int,
         extra: tuple[str, ...] = (),
         precision: str = "",
+        options: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         path = self.out / f"{name}.json"
         target = 0.2 if self.quick else goal.target
@@ -139,6 +142,7 @@ class Suite:
             "--goal-s", str(goal.seconds),
             "--seeds", str(seeds),
             "--out", str(path),
+            *options,
         ]  # fmt: skip
         if goal.monitor_last and not self.quick:
             first = max(1, max_epochs(goal.recipe) - goal.monitor_last + 1)
@@ -149,6 +153,8 @@ class Suite:
         if goal.reference:
             # The plain loop runs in the precision the suite resolved (time_to_accuracy.py).
             args += ["--reference", "--reference-epochs", "1" if self.quick else "8"]
+            if self.reference_seeds:
+                args += ["--reference-seeds", str(self.reference_seeds)]
         quick = QUICK if self.quick else []
         # "--": the overrides are never taken for values of a list option (--also-tta).
         run([*args, "--", f"trainer.precision={precision}", *goal.overrides, *quick, *extra])
@@ -159,7 +165,10 @@ class Suite:
     # -- goals --------------------------------------------------------------------------
     def goal(self, name: str) -> None:
         goal = GOALS[name]
-        data = self.time_to_accuracy(name, goal, self.seeds)
+        extra: tuple[str, ...] = ()
+        if self.first_seed:  # seeds 0..K-1 are in the JSON already: add to them
+            extra = ("--first-seed", str(self.first_seed), "--add")
+        data = self.time_to_accuracy(name, goal, self.seeds, options=extra)
         self.rows.append(goal_row(name, goal, data, self.quick))
         if goal.reference:
             self.rows.append(reference_row(name, data))
@@ -347,6 +356,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=CHOICES, default=list(DEFAULT))
     parser.add_argument("--quick", action="store_true", help="1 seed, truncated runs, ~5 min")
     parser.add_argument("--seeds", type=int, default=None, help="default 3 (quick: 1)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="seeds K..K+N-1, added to the goal JSONs that hold seeds 0..K-1 (ablation: seed 0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference-seeds", type=int, default=None, help="plain-loop runs (default: --seeds)"
+    )
     parser.add_argument("--precision", default=None, help="default: what precision=auto picks")
     parser.add_argument("--ablate", nargs="+", default=list(ABLATE), help="TRICKS rows")
     parser.add_argument("--out-dir", default=None, help="default bench/measured/<cpu>-<prec>/")

@@ -24,6 +24,7 @@ Times are reported per epoch, all from the call to `fit` (data loading included)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -170,7 +171,12 @@ def main() -> None:
     parser.add_argument("--recipe", default="cifar10_fast_cpu", help="experiment=<recipe>")
     parser.add_argument("--target", type=float, default=0.85)
     parser.add_argument("--goal-s", type=float, default=None, help="the time goal, for the record")
-    parser.add_argument("--seeds", type=int, default=3, help="N seeds: 0..N-1")
+    parser.add_argument("--seeds", type=int, default=3, help="N seeds: K..K+N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="K (default 0)")
+    parser.add_argument(
+        "--add", action="store_true",
+        help="keep the runs already in --out (same recipe, target, overrides) and add these",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--reference", action="store_true", help="also run the bare loop")
     parser.add_argument("--reference-epochs", type=int, default=8)
@@ -192,8 +198,10 @@ def main() -> None:
     record = Record(name, args.out)
     data_dir = os.environ.get("CNNLAB_DATA_DIR")
 
-    suite_runs, reference_runs = [], []
-    for seed in range(args.seeds):
+    earlier = earlier_runs(args) if args.add else {}
+    suite_runs = list(earlier.get("suite_runs", []))
+    reference_runs = list(earlier.get("reference_runs", []))
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         print(f"[suite] {args.recipe} seed {seed}", flush=True)
         suite_runs.append(
             run_suite(
@@ -206,7 +214,7 @@ def main() -> None:
             )
         )
         print(f"  reached: {suite_runs[-1]['reached']}", flush=True)
-        if args.reference and seed < (args.reference_seeds or args.seeds):
+        if args.reference and seed < args.first_seed + (args.reference_seeds or args.seeds):
             from reference_loop import run_reference
 
             if data_dir is None:
@@ -239,8 +247,33 @@ def main() -> None:
             "precision": precision,
             "widths": [32, 64, 128],
         }
+    if earlier:
+        figures["earlier_commands"] = [
+            *earlier.get("earlier_commands", []),
+            {"command": earlier["command"], "git_commit": earlier["git_commit"]},
+        ]
     print({k: v for k, v in figures.items() if not k.endswith("_runs")})
     record.write(**figures)
+
+
+def earlier_runs(args: argparse.Namespace) -> dict[str, Any]:
+    """The record --add extends; refuses one of another recipe, target or overrides."""
+    if not args.out or not Path(args.out).exists():
+        sys.exit("--add needs an existing --out file to add the runs to")
+    earlier = json.loads(Path(args.out).read_text())
+    mine = {"recipe": args.recipe, "overrides": args.overrides, "target": args.target}
+    theirs = {
+        "recipe": earlier.get("recipe"),
+        "overrides": earlier.get("overrides"),
+        "target": earlier.get("suite", {}).get("target"),
+    }
+    if mine != theirs:
+        sys.exit(f"--add: {args.out} holds {theirs}, not {mine}; write to another --out")
+    seeds = {r["seed"] for r in earlier["suite_runs"]}
+    wanted = set(range(args.first_seed, args.first_seed + args.seeds))
+    if seeds & wanted:
+        sys.exit(f"--add: {args.out} already has seeds {sorted(seeds & wanted)}; use --first-seed")
+    return earlier
 
 
 if __name__ == "__main__":
