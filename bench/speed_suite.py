@@ -260,7 +260,8 @@ class Suite:
         if not self.first_seed:
             return f"{self.seeds} seed(s)"
         last = self.first_seed + self.seeds - 1
-        return f"seeds {self.first_seed}-{last} added to seeds 0-{self.first_seed - 1} (ablation: 0)"
+        before = f"0-{self.first_seed - 1}"
+        return f"seeds {self.first_seed}-{last} added to seeds {before} (ablation: 0)"
 
     def summary(self, chosen: list[str], started: float) -> None:
         lines = [
