@@ -167,6 +167,17 @@ RECIPES = {
         "callbacks.lookahead": None,
         "callbacks.freeze_whiten_bias.epochs": 3,
     },
+    "cifar10_85_cpu": {
+        "model._target_": "cnnlab.recipes.airbench.net.AirbenchNet",
+        "model.widths": [32, 64, 128],
+        "optim._target_": "cnnlab.training.optim.muon",
+        "optim.lr": 0.24,
+        "optim.aux_lr": 0.414,
+        "data.batch_size": 500,
+        "module.tta": "flip_translate",
+        "trainer.max_epochs": 2,
+        "callbacks.lookahead": None,
+    },
     "resnet18": {
         "model._target_": "cnnlab.models.resnet.ResNet",
         "model.depth": 18,

@@ -88,9 +88,7 @@ def training_curves(
     # Fixed margins, not constrained layout: this figure is drawn at the end of every fit,
     # so its cost is part of every run's (one draw instead of two).
     fig = new_figure(15, 4.2, layout=None)
-    fig.subplots_adjust(
-        left=0.05, right=0.99, bottom=0.12, top=0.85 if title else 0.92, wspace=0.2
-    )
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.85 if title else 0.92, wspace=0.2)
     loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     x = [row["epoch"] for row in epochs]
     marker = "o" if len(x) <= 30 else None  # a one-epoch run is still visible

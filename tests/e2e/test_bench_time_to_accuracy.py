@@ -1,0 +1,76 @@
+"""bench/time_to_accuracy.py --add: a record grows by seeds without mixing in other runs.
+
+A 3-seed median of a 17-minute run may be measured in parts; the parts must be the same
+benchmark (recipe, target, overrides) and must not measure a seed twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnlab.paths import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+import time_to_accuracy
+
+
+def record(path: Path, seeds: list[int], recipe: str = "cifar10_85_cpu") -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "recipe": recipe,
+                "overrides": ["trainer.precision=bf16-mixed"],
+                "suite": {"target": 0.85},
+                "suite_runs": [{"seed": s, "reached": None, "epochs": []} for s in seeds],
+                "command": "python bench/time_to_accuracy.py ...",
+                "git_commit": "abc1234",
+            }
+        )
+    )
+    return path
+
+
+def args(
+    out: Path, first_seed: int, seeds: int, recipe: str = "cifar10_85_cpu"
+) -> argparse.Namespace:
+    return argparse.Namespace(
+        out=str(out),
+        recipe=recipe,
+        target=0.85,
+        overrides=["trainer.precision=bf16-mixed"],
+        first_seed=first_seed,
+        seeds=seeds,
+    )
+
+
+def test_add_keeps_the_earlier_seeds(tmp_path: Path) -> None:
+    out = record(tmp_path / "cifar85.json", [0])
+    earlier = time_to_accuracy.earlier_runs(args(out, 1, 2))
+    assert [r["seed"] for r in earlier["suite_runs"]] == [0]
+
+
+@pytest.mark.parametrize(
+    ("first_seed", "seeds", "recipe", "message"),
+    [
+        (0, 2, "cifar10_85_cpu", "already has seeds \\[0\\]"),
+        (1, 1, "fmnist_93_cpu", "write to another --out"),
+    ],
+)
+def test_add_refuses_a_seed_twice_or_another_benchmark(
+    tmp_path: Path, first_seed: int, seeds: int, recipe: str, message: str
+) -> None:
+    out = record(tmp_path / "cifar85.json", [0])
+    before = out.read_text()
+    with pytest.raises(SystemExit, match=message):
+        time_to_accuracy.earlier_runs(args(out, first_seed, seeds, recipe))
+    assert out.read_text() == before  # a refusal changes nothing
+
+
+def test_add_needs_the_record(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="existing --out"):
+        time_to_accuracy.earlier_runs(args(tmp_path / "missing.json", 1, 1))
