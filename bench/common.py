@@ -9,7 +9,6 @@ how much), and the figures.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from cnnlab.checkpoints.atomic import write_json
 from cnnlab.machine import cpu_has_bf16, cpu_model
 from cnnlab.training.build import CPU_BF16_ENV, cpu_bf16, resolve_precision
 
@@ -100,8 +100,8 @@ class Record:
         self.data.update(figures)
         self.data["load_average_end"] = load_average()
         self.data["wall_seconds_total"] = round(time.time() - self.started, 1)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=2) + "\n")
+        # All or nothing: with --add the file holds earlier runs (hours of them).
+        write_json(self.path, self.data)
         print(f"wrote {self.path}")
         return self.path
 

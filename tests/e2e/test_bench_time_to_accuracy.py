@@ -74,3 +74,24 @@ def test_add_refuses_a_seed_twice_or_another_benchmark(
 def test_add_needs_the_record(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="existing --out"):
         time_to_accuracy.earlier_runs(args(tmp_path / "missing.json", 1, 1))
+
+
+def test_a_write_killed_before_its_rename_keeps_the_earlier_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is replaced whole: dying after the new text is written but before it
+    replaces the file leaves the earlier runs as they were, and no half-written JSON."""
+    import common
+
+    out = record(tmp_path / "cifar94.json", [0])
+    before = out.read_text()
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt  # what SIGINT raises; SIGKILL simply stops here
+
+    monkeypatch.setattr("cnnlab.checkpoints.atomic.os.replace", killed)
+    rec = common.Record("time_to_accuracy_x", str(out))
+    with pytest.raises(KeyboardInterrupt):
+        rec.write(suite_runs=[{"seed": 0}, {"seed": 1}])
+    assert out.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["cifar94.json"]
