@@ -260,7 +260,10 @@ def earlier_runs(args: argparse.Namespace) -> dict[str, Any]:
     """The record --add extends; refuses one of another recipe, target or overrides."""
     if not args.out or not Path(args.out).exists():
         sys.exit("--add needs an existing --out file to add the runs to")
-    earlier = json.loads(Path(args.out).read_text())
+    try:
+        earlier = json.loads(Path(args.out).read_text())
+    except (OSError, ValueError) as err:
+        sys.exit(f"--add: cannot read {args.out} ({err}); point --out at a record to extend")
     mine = {"recipe": args.recipe, "overrides": args.overrides, "target": args.target}
     theirs = {
         "recipe": earlier.get("recipe"),

@@ -74,6 +74,10 @@ def test_add_refuses_a_seed_twice_or_another_benchmark(
 def test_add_needs_the_record(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="existing --out"):
         time_to_accuracy.earlier_runs(args(tmp_path / "missing.json", 1, 1))
+    torn = tmp_path / "torn.json"
+    torn.write_text('{"recipe": "cifar10_85_cpu", "suite_ru')
+    with pytest.raises(SystemExit, match="cannot read"):
+        time_to_accuracy.earlier_runs(args(torn, 1, 1))
 
 
 def test_a_write_killed_before_its_rename_keeps_the_earlier_record(
