@@ -183,6 +183,7 @@ class Suite:
                 str(BENCH / "overhead.py"),
                 "--recipe", OVERHEAD_RECIPE,
                 "--rounds", "1" if self.quick else "3",
+                "--warmup", "0" if self.quick else "1",
                 "--goal", str(ratio),
                 "--out", str(path),
             ]  # fmt: skip

@@ -9,6 +9,7 @@ mismatch shows.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -33,3 +34,22 @@ def test_bare_loop_ends_with_the_suites_weights(
     _, suite_model = overhead.run_suite(cfg)
     _, bare_model = overhead.run_bare(cfg)
     assert overhead.max_weight_difference(suite_model, bare_model) == 0.0
+
+
+def test_warmup_pair_is_recorded_apart_from_the_counted_rounds(
+    synthetic_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first pair in a process pays one-off costs: it is kept out of the ratios."""
+    out = tmp_path / "overhead.json"
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(synthetic_data_dir))
+    argv = ["overhead.py", "--rounds", "1", "--warmup", "1", "--batches", "2", "--out", str(out)]
+    small = ["data.val_size=20", "data.batch_size=32", "data.eval_batch_size=50"]
+    monkeypatch.setattr(sys, "argv", [*argv, *small, "trainer.precision=32-true"])
+    overhead.main()
+    figures = json.loads(out.read_text())
+    assert {side: len(t) for side, t in figures["warmup_wall_s"].items()} == {"suite": 1, "bare": 1}
+    assert {side: len(t) for side, t in figures["wall_s"].items()} == {"suite": 1, "bare": 1}
+    assert figures["wall_ratio_of_medians"] == round(
+        figures["wall_s"]["suite"][0] / figures["wall_s"]["bare"][0], 4
+    )
+    assert figures["weights_identical"]

@@ -169,7 +169,7 @@ RECIPES = {
     },
     "cifar10_85_cpu": {
         "model._target_": "cnnlab.recipes.airbench.net.AirbenchNet",
-        "model.widths": [32, 64, 128],
+        "model.widths": [16, 64, 192],
         "optim._target_": "cnnlab.training.optim.muon",
         "optim.lr": 0.24,
         "optim.aux_lr": 0.414,
