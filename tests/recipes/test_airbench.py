@@ -267,3 +267,28 @@ def test_tta_never_lowers_accuracy_of_a_trained_model(make_cfg, real_data_dir):
     assert accuracy["none"] > 0.6  # the fixture learned something
     assert accuracy["flip"] >= accuracy["none"]
     assert accuracy["flip_translate"] >= accuracy["none"]
+
+
+def test_cifar10_85_cpu_never_backpropagates_into_the_whitening(make_cfg):
+    """The recipe's CPU saving: with the whitening bias frozen from the start, nothing before
+    the first 3x3 conv needs a gradient, so backward never reaches the whitened image."""
+    cfg = make_cfg(
+        [
+            "experiment=cifar10_85_cpu",
+            *SMALL,
+            "trainer.max_epochs=1",
+            "callbacks.rich_progress_bar=null",
+            "test=false",
+        ]
+    )
+    datamodule, module, trainer = build_run(cfg)
+    needs_grad: list[bool] = []
+    module.model.stem_act.register_forward_hook(
+        lambda mod, args, out: needs_grad.append(out.requires_grad) if mod.training else None
+    )
+    first_conv = module.model.blocks[0].convs[0]
+    before = first_conv.weight.detach().clone()
+    trainer.fit(module, datamodule=datamodule)
+    assert needs_grad and not any(needs_grad)
+    assert torch.equal(module.model.stem.bias, torch.zeros_like(module.model.stem.bias))
+    assert not torch.equal(first_conv.weight, before)  # the first conv itself still trains

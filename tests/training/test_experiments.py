@@ -177,6 +177,7 @@ RECIPES = {
         "module.tta": "flip_translate",
         "trainer.max_epochs": 2,
         "callbacks.lookahead": None,
+        "callbacks.freeze_whiten_bias.epochs": 0,
     },
     "resnet18": {
         "model._target_": "cnnlab.models.resnet.ResNet",

@@ -84,6 +84,12 @@ TRICKS: dict[str, Trick] = {
         "callbacks.freeze_whiten_bias=null",
         "the whitening conv's bias stops training after 3 epochs",
     ),
+    "cpu_whiten_bias_frozen": Trick(
+        "callbacks.freeze_whiten_bias.epochs",
+        "callbacks.freeze_whiten_bias.epochs=2",
+        "the whitening bias is never trained: backward stops at the first 3x3 conv (CPU time)",
+        ("cifar10_85_cpu",),
+    ),
     "tta": Trick(
         "module.tta",
         "module.tta=none",
