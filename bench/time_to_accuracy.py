@@ -11,8 +11,8 @@ native bf16; CNNLAB_CPU_BF16=0|1 chooses).
 
 Times are reported per epoch, all from the call to `fit` (data loading included):
 - `wall_s`: everything, including the per-epoch test evaluations that this benchmark adds;
-- `train_s`: `wall_s` minus those monitoring evaluations (what a run that only tests at the
-  end would take to get there, plus one final test);
+- `train_s`: `wall_s` minus all of those test passes: the time a run takes to train that
+  far (data loading, training steps, its own validation and checkpoints), without testing;
 - `cpu_s`: CPU seconds of the process (all threads) over the same span as `wall_s`. On a
   CPU shared with other jobs, wall time stretches with the load; CPU time much less so.
 
