@@ -146,6 +146,11 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (both sides)")
     args = parser.parse_args()
+    if args.warmup < 0 or args.rounds < 1:
+        sys.exit(
+            f"overhead: --warmup must be >= 0 and --rounds >= 1 "
+            f"(got --warmup {args.warmup}, --rounds {args.rounds})"
+        )
     set_threads(args.threads)
     record = Record(f"overhead_{args.recipe}", args.out)
 

@@ -53,3 +53,16 @@ def test_warmup_pair_is_recorded_apart_from_the_counted_rounds(
         figures["wall_s"]["suite"][0] / figures["wall_s"]["bare"][0], 4
     )
     assert figures["weights_identical"]
+
+
+@pytest.mark.parametrize("flags", [["--warmup", "-1"], ["--rounds", "0"]])
+def test_bad_round_counts_are_one_line_and_write_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str]
+) -> None:
+    out = tmp_path / "overhead.json"
+    out.write_text("{}")  # an earlier record: a refusal must leave it alone
+    monkeypatch.setattr(sys, "argv", ["overhead.py", *flags, "--out", str(out)])
+    with pytest.raises(SystemExit) as refused:
+        overhead.main()
+    assert "--warmup must be >= 0 and --rounds >= 1" in str(refused.value.code)
+    assert out.read_text() == "{}"
