@@ -86,7 +86,7 @@ TRICKS: dict[str, Trick] = {
     ),
     "cpu_whiten_bias_frozen": Trick(
         "callbacks.freeze_whiten_bias.epochs",
-        "callbacks.freeze_whiten_bias.epochs=2",
+        "callbacks.freeze_whiten_bias.epochs=${trainer.max_epochs}",
         "the whitening bias is never trained: backward stops at the first 3x3 conv (CPU time)",
         ("cifar10_85_cpu",),
     ),
