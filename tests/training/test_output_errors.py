@@ -18,6 +18,7 @@ import pytest
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 import cnnlab.checkpoints.atomic as atomic
+from cnnlab.data import fashion_mnist
 from cnnlab.errors import EXIT_USAGE, CnnlabError, exits_cleanly
 from cnnlab.training.task import train
 
@@ -91,7 +92,9 @@ def test_a_full_disk_while_writing_logs_is_one_line(make_cfg, tmp_path, monkeypa
         train(make_cfg(TINY, output_dir=run))
 
 
-def test_reading_errors_are_not_reported_as_output_errors(make_cfg, tmp_path):
+def test_reading_errors_are_not_reported_as_output_errors(make_cfg, tmp_path, monkeypatch):
     """Only errors about the run's own files become 'cannot write' lines."""
+    # Debian's dataset-fashion-mnist, where installed, would be found instead.
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian-here")
     with pytest.raises(CnnlabError, match="not found"):
         train(make_cfg(TINY, data_dir=tmp_path / "none", output_dir=tmp_path / "run"))
