@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from cnnlab.augment import AlbumentationsRecipe, Augment, FlipAffineCutout, FlipCrop
 from cnnlab.data.cifar10 import CIFAR10DataModule
 from cnnlab.data.loaders import SampleTransformDataset
+from cnnlab.errors import exits_cleanly
 
 STAGE3_RECIPE = (
     "flip_affine_cutout (stage-3 augmentation recipe batched: flip, affine, coarse dropout)"
@@ -151,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cnnlab.checkpoints.io import AtomicCheckpointIO
+from cnnlab.errors import exits_cleanly
 from cnnlab.models.resnet import ResNet
 
 
@@ -62,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2

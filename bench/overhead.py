@@ -37,6 +37,7 @@ from common import Record, autocast, compose_train_config, set_threads, suite_pr
 
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
+from cnnlab.errors import exits_cleanly
 from cnnlab.training.build import build
 from cnnlab.training.module import schedule_length
 from cnnlab.training.task import build_run
@@ -217,4 +218,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2

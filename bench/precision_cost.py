@@ -21,6 +21,7 @@ from pathlib import Path
 import lightning as L
 from common import Record, compose_train_config, set_threads
 
+from cnnlab.errors import exits_cleanly
 from cnnlab.training.task import build_run
 
 PRECISIONS = ("32-true", "bf16-mixed")
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2

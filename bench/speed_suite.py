@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import compose_config
+from cnnlab.errors import exits_cleanly
 from cnnlab.machine import cpu_flags
 from cnnlab.training.build import resolve_precision
 
@@ -393,4 +394,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from common import Record, set_threads
 
+from cnnlab.errors import exits_cleanly
 from cnnlab.machine import cpu_has_bf16
 from cnnlab.recipes.airbench.net import AirbenchNet
 
@@ -107,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2

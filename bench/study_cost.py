@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from common import Record, set_threads
 
 from cnnlab.config import compose_config
+from cnnlab.errors import exits_cleanly
 from cnnlab.machine import cpu_has_bf16
 from cnnlab.study.plan import make_plan
 from cnnlab.training.build import build, build_model
@@ -118,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2

@@ -40,6 +40,7 @@ from lightning.pytorch.callbacks import Callback
 
 from cnnlab.data.device import DeviceBatches
 from cnnlab.data.sampling import EpochSampler
+from cnnlab.errors import exits_cleanly
 from cnnlab.training.task import build_run
 from cnnlab.training.tta import tta_logits
 
@@ -280,4 +281,4 @@ def earlier_runs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2
