@@ -4,7 +4,8 @@ Every benchmark prints its figures and writes one JSON file holding the machine 
 (with its CPU kind: a figure from an AVX2 CPU, where `precision: auto` is fp32, says nothing
 about a bf16 CPU, where it is bf16-mixed), the exact command, the load average before and
 after (other processes on a shared CPU make timings slower, never faster: the load shows
-how much), and the figures.
+how much), a gauge of the CPU's speed before and after (a VM's host can halve it with the
+load average unchanged), and the figures.
 """
 
 from __future__ import annotations
@@ -81,6 +82,30 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def machine_speed(seconds: float = 0.5) -> dict[str, float]:
+    """The CPU's speed right now: matmul throughput (bf16 where native, else fp32) and memory
+    bandwidth, on the benchmark's threads, in about `seconds` each.
+
+    On a shared VM these move while the load average stays flat (one 2-core VM read 0.65 to
+    1.34 bf16 TFLOP/s within an hour), so two timings compare only at similar readings.
+    """
+    dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
+    stream = torch.zeros(64_000_000)  # 256 MB: larger than any cache
+    a @ b  # first call: thread pool and kernel selection
+    readings = {}
+    for name, work, op in (
+        ("matmul_tflops", 2 * 1024**3 / 1e12, lambda: a @ b),
+        ("memory_gb_s", 2 * stream.numel() * 4 / 1e9, lambda: stream.add_(1.0)),
+    ):
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            op()
+            count += 1
+        readings[name] = round(work * count / elapsed, 3)
+    return {"matmul_dtype": str(dtype).removeprefix("torch."), **readings}
+
+
 class Record:
     """Collects one benchmark run and writes it as JSON."""
 
@@ -94,11 +119,13 @@ class Record:
             "git_commit": git_commit(),
             "machine": machine(),
             "load_average_start": load_average(),
+            "machine_speed_start": machine_speed(),
         }
 
     def write(self, **figures: Any) -> Path:
         self.data.update(figures)
         self.data["load_average_end"] = load_average()
+        self.data["machine_speed_end"] = machine_speed()
         self.data["wall_seconds_total"] = round(time.time() - self.started, 1)
         # All or nothing: with --add the file holds earlier runs (hours of them).
         write_json(self.path, self.data)

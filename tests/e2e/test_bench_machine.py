@@ -7,12 +7,14 @@ resolved, so a suite-versus-bare comparison is like with like on either kind.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from cnnlab.machine import cpu_has_bf16
 from cnnlab.paths import REPO_ROOT
 from cnnlab.training.build import CPU_BF16_ENV, resolve_precision
 from tests.helpers.data import write_cifar_batches
@@ -63,3 +65,14 @@ def test_reference_loop_trains_in_the_precision_auto_resolves(monkeypatch, tmp_p
     assert 0.0 <= result["epochs"][0]["test_acc"] <= 1.0
     assert result["reached"] is None  # a target of 200% is never reached
     assert seen and set(seen) == {precision}
+
+
+def test_record_gauges_the_cpu_speed_before_and_after(tmp_path: Path) -> None:
+    """A VM's host can slow it with the load average flat: the record carries a reading of
+    the CPU's speed at both ends, in the matmul precision the CPU runs natively."""
+    record = common.Record("gauge", str(tmp_path / "gauge.json"))
+    written = json.loads(record.write(figure=1).read_text())
+    for end in ("machine_speed_start", "machine_speed_end"):
+        reading = written[end]
+        assert reading["matmul_tflops"] > 0 and reading["memory_gb_s"] > 0
+        assert reading["matmul_dtype"] == ("bfloat16" if cpu_has_bf16() else "float32")
