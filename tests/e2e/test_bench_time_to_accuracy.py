@@ -99,3 +99,21 @@ def test_a_write_killed_before_its_rename_keeps_the_earlier_record(
         rec.write(suite_runs=[{"seed": 0}, {"seed": 1}])
     assert out.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["cifar94.json"]
+
+
+def seed_run(train_s: float | None) -> dict:
+    reached = None if train_s is None else {"wall_s": train_s + 15, "train_s": train_s, "cpu_s": 1}
+    return {"reached": reached, "epochs": [{"test_acc": 0.85}]}
+
+
+@pytest.mark.parametrize(
+    ("train_times", "met"),
+    [
+        ([40.0, 44.0, 50.0], True),  # median training time 44 s; wall times (with tests) 55-65 s
+        ([40.0, 46.0, 47.0], False),  # median 46 s
+        ([40.0, 44.0, None], False),  # a seed that never reaches the target fails the goal
+    ],
+)
+def test_goal_is_met_by_the_median_training_time_of_all_seeds(train_times, met) -> None:
+    summary = time_to_accuracy.summarize([seed_run(t) for t in train_times], 0.85, goal_s=45)
+    assert summary["goal_met"] is met
