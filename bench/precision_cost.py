@@ -85,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2
+    exits_cleanly(main)()

@@ -284,4 +284,4 @@ def earlier_runs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    exits_cleanly(main)()  # a CnnlabError (no data, bad override): one line, exit 2
+    exits_cleanly(main)()
