@@ -100,4 +100,29 @@ def build_model(node: DictConfig, datamodule: Any) -> torch.nn.Module:
                 f"{', '.join(refused)}; pick a model made for it (e.g. model=mlp for tabular "
                 "data, as experiment=tabular does)"
             )
-    return build(node, "model", **given)
+    model = build(node, "model", **given)
+    check_train_sizes_fit(model, datamodule, target.rsplit(".", 1)[-1])
+    return model
+
+
+def check_train_sizes_fit(model: torch.nn.Module, datamodule: Any, name: str) -> None:
+    """With progressive resizing on, one tiny forward per smaller size: a model whose head
+    expects the full size fails here in one line, not at its first training step."""
+    sizes = sorted({s for s in getattr(datamodule, "train_sizes", []) if s}, reverse=True)
+    if not sizes:
+        return
+    was_training = model.training
+    model.eval()  # no BatchNorm statistics touched
+    try:
+        with torch.no_grad():
+            for size in sizes:
+                try:
+                    model(torch.zeros(2, datamodule.in_channels, size, size))
+                except Exception as err:
+                    raise CnnlabError(
+                        f"model {name} cannot train on {size}x{size} images (data.train_sizes="
+                        f"{list(datamodule.train_sizes)}): {str(err).splitlines()[0]}; use a "
+                        "model that ends in a global pool (e.g. model=airbench) or larger sizes"
+                    ) from None
+    finally:
+        model.train(was_training)

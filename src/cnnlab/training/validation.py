@@ -17,7 +17,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.data.base import LOADERS, ImageDataModule
+from cnnlab.data.base import LOADERS, ImageDataModule, check_train_sizes
 from cnnlab.errors import CnnlabError
 
 Rule = tuple[str, Callable[[Any], bool], str, str]
@@ -170,6 +170,7 @@ def validate_data(data: DictConfig) -> None:
             f"data.mean / data.std need {channels} value(s) each, std > 0, for {name} "
             f"(got {mean} / {std})"
         )
+    check_train_sizes(data.get("train_sizes"), data_class.image_size)
     loader = data.get("loader", "device")
     if loader not in LOADERS:
         raise CnnlabError(
