@@ -310,9 +310,8 @@ class ImageDataModule(L.LightningDataModule):
     def resize(self, images: torch.Tensor, size: int) -> torch.Tensor:
         """A normalised batch shrunk to size x size (antialiased bilinear); 0: unchanged.
 
-        A step costs about what its pixels do, so early epochs at 24x24 instead of 32x32
-        cost ~56% as much; the last epochs at the full size settle the filters and the
-        BatchNorm statistics at the scale the test set is seen at.
+        Smaller images make cheaper early epochs; the last epochs at the full size settle the
+        filters and the BatchNorm statistics at the scale the test set is seen at.
         """
         if size == 0 or tuple(images.shape[-2:]) == (size, size):
             return images
