@@ -171,6 +171,7 @@ LOOKAHEAD_AND_FREEZE = {"Lookahead", "FreezeAfterEpochs"}
         ("cifar10_fast_cpu", LOOKAHEAD_AND_FREEZE),
         ("fmnist_fast_cpu", LOOKAHEAD_AND_FREEZE),
         ("airbench94_muon", {"FreezeAfterEpochs"}),
+        ("cifar10_94_cpu", {"FreezeAfterEpochs"}),
         ("cifar10_85_cpu", {"FreezeAfterEpochs"}),
         ("fmnist_93_cpu", {"FreezeAfterEpochs"}),
     ],
