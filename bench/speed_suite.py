@@ -80,9 +80,14 @@ QUICK = ["trainer.max_epochs=1", "++trainer.limit_train_batches=4", "module.tta=
 
 
 def machine_tag(precision: str) -> str:
-    """CPU kind and the precision the runs use, e.g. avx512bf16-bf16, avx2-fp32."""
+    """CPU kind and the precision the runs use, e.g. amx-bf16, avx512bf16-bf16, avx2-fp32.
+
+    AMX and AVX512-BF16 alone are separate kinds: their bf16 speeds differ, and one kind's
+    figures must never overwrite the other's."""
     flags = cpu_flags()
-    if flags & {"avx512_bf16", "amx_bf16"}:
+    if "amx_bf16" in flags:
+        kind = "amx"
+    elif "avx512_bf16" in flags:
         kind = "avx512bf16"
     elif "avx512f" in flags:
         kind = "avx512"

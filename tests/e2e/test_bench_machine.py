@@ -76,3 +76,20 @@ def test_record_gauges_the_cpu_speed_before_and_after(tmp_path: Path) -> None:
         reading = written[end]
         assert reading["matmul_tflops"] > 0 and reading["memory_gb_s"] > 0
         assert reading["matmul_dtype"] == ("bfloat16" if cpu_has_bf16() else "float32")
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision", "tag"),
+    [
+        ({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, "bf16-mixed", "amx-bf16"),
+        ({"avx2", "avx512f", "avx512_bf16"}, "bf16-mixed", "avx512bf16-bf16"),
+        ({"avx2", "avx512f"}, "32-true", "avx512-fp32"),
+        ({"avx2"}, "32-true", "avx2-fp32"),
+    ],
+)
+def test_speed_suite_keeps_each_cpu_kind_in_its_own_folder(monkeypatch, flags, precision, tag):
+    """AMX and AVX512-BF16-only CPUs differ in bf16 speed: one must not overwrite the other."""
+    import speed_suite
+
+    monkeypatch.setattr(speed_suite, "cpu_flags", lambda: flags)
+    assert speed_suite.machine_tag(precision) == tag
