@@ -90,6 +90,13 @@ TRICKS: dict[str, Trick] = {
         "the whitening bias is never trained: backward stops at the first 3x3 conv (CPU time)",
         ("cifar10_85_cpu",),
     ),
+    "progressive_resize": Trick(
+        "data.train_sizes",
+        "data.train_sizes=[]",
+        "epochs 1-2 train on 20 and 24 px images, the last at 32: a third epoch for the time the "
+        "two small ones save",
+        ("cifar10_85_cpu",),
+    ),
     "tta": Trick(
         "module.tta",
         "module.tta=none",
