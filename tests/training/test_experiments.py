@@ -193,6 +193,17 @@ RECIPES = {
         "callbacks.lookahead": None,
         "callbacks.freeze_whiten_bias.epochs": 0,
     },
+    "fmnist_93_cpu": {
+        "data._target_": "cnnlab.data.fashion_mnist.FashionMNISTDataModule",
+        "model._target_": "cnnlab.recipes.airbench.net.AirbenchNet",
+        "model.widths": [32, 64, 128],
+        "optim._target_": "cnnlab.training.optim.muon",
+        "optim.aux_lr": 0.828,
+        "data.batch_size": 1000,
+        "data.train_sizes": [24, 0],
+        "module.tta": "flip_translate",
+        "trainer.max_epochs": 4,
+    },
     "resnet18": {
         "model._target_": "cnnlab.models.resnet.ResNet",
         "model.depth": 18,
@@ -210,7 +221,8 @@ RECIPES = {
 @pytest.mark.parametrize("experiment", sorted(RECIPES))
 def test_experiment_recipes(make_cfg, experiment: str) -> None:
     cfg = make_cfg([f"experiment={experiment}"])
-    assert cfg.data._target_ == "cnnlab.data.cifar10.CIFAR10DataModule"  # CIFAR-10 by default
+    cifar10 = "cnnlab.data.cifar10.CIFAR10DataModule"  # the default unless the recipe names one
+    assert cfg.data._target_ == RECIPES[experiment].get("data._target_", cifar10)
     for key, value in RECIPES[experiment].items():
         assert OmegaConf.select(cfg, key) == value, f"{experiment}: {key}"
 
