@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 BOTH = ("airbench94", "airbench94_muon")
-MUON = ("airbench94_muon", "cifar10_94_cpu", "cifar10_85_cpu", "fmnist_93_cpu")
+MUON = ("airbench94_muon", "cifar10_94_cpu", "cifar10_85_cpu", "fmnist_93_cpu", "fmnist_95_cpu")
 
 
 class Trick(NamedTuple):
