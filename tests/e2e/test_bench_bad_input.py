@@ -41,6 +41,11 @@ def run_bench(script: str, args: list[str], data_dir: Path) -> subprocess.Comple
             "experiment/cifar10_85'",
         ),
         ("overhead.py", ["--recipe", "cifar10_85_cpu", "model.width=3"], "override 'model.width'"),
+        (
+            "allocator.py",
+            ["--recipe", "cifar10_85_cpu", "--batches", "1", "--rounds", "1"],
+            "CIFAR-10 not found: searched",
+        ),
     ],
 )
 def test_bad_input_to_a_benchmark_is_one_line_and_writes_nothing(

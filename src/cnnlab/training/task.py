@@ -31,6 +31,7 @@ from cnnlab.checkpoints.resume import (
 )
 from cnnlab.config import config_to_save
 from cnnlab.errors import CnnlabError, exits_cleanly, os_error_in, output_error
+from cnnlab.machine import keep_freed_memory
 from cnnlab.noise import silence_library_noise
 from cnnlab.paths import CONFIG_DIR
 from cnnlab.sweeps.ddp import refuse_script_relaunch_in_multirun
@@ -55,6 +56,8 @@ def build_run(
 ) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """DataModule, LightningModule and Trainer for a validated config; `callbacks` are added
     to the configured ones (live objects a config cannot name, e.g. a search's pruner)."""
+    if cfg.get("keep_freed_memory", False):
+        keep_freed_memory()
     datamodule = build(cfg.data, "data", augment=build(cfg.augment, "augment"))
     model = build_model(cfg.model, datamodule)
     module = build(
