@@ -174,7 +174,7 @@ LOOKAHEAD_AND_FREEZE = {"Lookahead", "FreezeAfterEpochs"}
         ("cifar10_94_cpu", {"FreezeAfterEpochs"}),
         ("cifar10_85_cpu", {"FreezeAfterEpochs"}),
         ("fmnist_93_cpu", {"FreezeAfterEpochs"}),
-        ("fmnist_95_cpu", {"FreezeAfterEpochs"}),
+        ("fmnist_95_cpu", LOOKAHEAD_AND_FREEZE),
     ],
 )
 def test_speed_experiments_build_and_run(make_cfg, experiment, tricks):

@@ -215,7 +215,8 @@ RECIPES = {
         "module.tta": "flip_translate",
         "trainer.max_epochs": 10,
         "trainer.check_val_every_n_epoch": 10,
-        "callbacks.lookahead": None,
+        "callbacks.lookahead._target_": "cnnlab.recipes.airbench.callbacks.Lookahead",
+        "callbacks.lookahead.start_epoch": 3,
     },
     "resnet18": {
         "model._target_": "cnnlab.models.resnet.ResNet",

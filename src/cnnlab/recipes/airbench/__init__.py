@@ -77,7 +77,7 @@ TRICKS: dict[str, Trick] = {
         "callbacks.lookahead",
         "callbacks.lookahead=null",
         "every 5 steps an EMA of the weights is copied back into the net",
-        ("airbench94",),
+        ("airbench94", "fmnist_95_cpu"),
     ),
     "freeze_whiten_bias": Trick(
         "callbacks.freeze_whiten_bias",
