@@ -135,6 +135,18 @@ RESUME_ARGS = [
     "callbacks.freeze_whiten_bias.epochs=1",
     *QUIET,
 ]
+# fmnist_95_cpu adds Lookahead, whose weight average is state too: 220 Fashion-MNIST images /
+# 16 = 13 steps per epoch, 26 in all; the average starts at once instead of after 3 epochs.
+LOOKAHEAD_RESUME_ARGS = [
+    "experiment=fmnist_95_cpu",
+    *RESUME_ARGS[1:],
+    "callbacks.lookahead.start_epoch=0",
+]
+# args, the step the run dies after, the step last.ckpt then holds, steps in all
+RESUME_CASES = {
+    "airbench94_muon": (RESUME_ARGS, 13, 11, 22),
+    "fmnist_95_cpu_lookahead": (LOOKAHEAD_RESUME_ARGS, 14, 13, 26),
+}
 
 
 class Crash(RuntimeError):
@@ -152,31 +164,33 @@ class CrashAtStep(Callback):
             raise Crash
 
 
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
 def test_muon_run_killed_and_resumed_equals_an_uninterrupted_run(
-    tmp_path: Path, synthetic_data_dir: Path
+    tmp_path: Path, synthetic_data_dir: Path, case: str
 ) -> None:
+    args, crash_step, saved_step, total_steps = RESUME_CASES[case]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         reference = tmp_path / "reference"
-        train(compose_run_config(RESUME_ARGS, reference, synthetic_data_dir))
+        train(compose_run_config(args, reference, synthetic_data_dir))
 
         interrupted = tmp_path / "interrupted"
-        cfg = compose_run_config(RESUME_ARGS, interrupted, synthetic_data_dir)
+        cfg = compose_run_config(args, interrupted, synthetic_data_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # as train() does
         datamodule, module, trainer = build_run(cfg)
-        trainer.callbacks.append(CrashAtStep(13))  # mid-epoch 1 (epoch 0 ends at step 11)
+        trainer.callbacks.append(CrashAtStep(crash_step))  # mid-epoch 1
         with pytest.raises(Crash):
             trainer.fit(module, datamodule=datamodule)
         saved = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=True)
-        assert saved["global_step"] == 11  # epoch 0 as it ended, saved when epoch 1 started
-        train(compose_run_config([*RESUME_ARGS, "resume=auto"], interrupted, synthetic_data_dir))
+        assert saved["global_step"] == saved_step  # epoch 0 as it ended
+        train(compose_run_config([*args, "resume=auto"], interrupted, synthetic_data_dir))
     finally:
         torch.set_num_threads(threads)
 
     expected = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
     got = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=True)
-    assert got["global_step"] == expected["global_step"] == 22
+    assert got["global_step"] == expected["global_step"] == total_steps
     for name, tensor in expected["state_dict"].items():
         assert torch.equal(tensor, got["state_dict"][name]), f"{name} differs after resume"
     (state_a,), (state_b,) = expected["optimizer_states"], got["optimizer_states"]
@@ -185,3 +199,9 @@ def test_muon_run_killed_and_resumed_equals_an_uninterrupted_run(
     for key, entry in state_a["state"].items():
         for name, tensor in entry.items():
             assert torch.equal(tensor, state_b["state"][key][name]), f"state {key}.{name}"
+    averages = {k: v for k, v in expected["callbacks"].items() if k.startswith("Lookahead")}
+    assert bool(averages) == (case == "fmnist_95_cpu_lookahead")
+    for key, state in averages.items():
+        assert state["average"], "the lookahead average was not saved"
+        for name, tensor in state["average"].items():
+            assert torch.equal(tensor, got["callbacks"][key]["average"][name]), f"average {name}"
