@@ -93,6 +93,8 @@ BAD_VALUES = [
     ("data.val_size=50000", "data.val_size"),  # CIFAR-10's whole training set
     ("data.mean=[0.5]", "data.mean"),  # one value for three channels
     ("data.std=[0.2,0.2,0]", "data.mean / data.std"),
+    ("keep_freed_memory=maybe", "keep_freed_memory must be true or false"),
+    ("channels_last=1", "channels_last must be true or false"),
 ]
 
 

@@ -46,6 +46,8 @@ RULES: list[Rule] = [
     ),
     ("scheduler.scheduler.T_max", lambda v: v >= 1, ">= 1", "scheduler.scheduler.T_max=10"),
 ]
+# Top-level on/off keys: a typo such as `compile=yes` would otherwise read as true.
+SWITCHES = ("channels_last", "keep_freed_memory", "compile", "test", "print_config")
 # Words torch's optimizer/scheduler errors use for a config key (others use the key itself).
 KEY_WORDS = {"lr": "learning rate", "betas": "beta", "eps": "epsilon"}
 # A schedule whose length is filled in from the trainer (OneCycle) gets this one to try.
@@ -64,6 +66,10 @@ def validate_config(cfg: DictConfig) -> None:
             )
         if not ok(value):
             raise CnnlabError(f"{key} must be {requirement} (got {value}); e.g. {example}")
+    for key in SWITCHES:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise CnnlabError(f"{key} must be true or false (got {value!r}); e.g. {key}=false")
     if OmegaConf.select(cfg, "data") is not None:
         validate_folds(cfg.data)
         validate_data(cfg.data)
