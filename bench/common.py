@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from cnnlab.checkpoints.atomic import write_json
-from cnnlab.machine import cpu_has_bf16, cpu_model, keep_freed_memory
+from cnnlab.machine import cpu_has_bf16, cpu_model
 from cnnlab.training.build import CPU_BF16_ENV, cpu_bf16, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,11 +142,10 @@ def set_threads(threads: int | None) -> None:
 def compose_train_config(overrides: list[str], output_dir: Path) -> Any:
     """The suite's train config as `train.py` would compose it, with its run dir in `output_dir`."""
     from cnnlab.config import compose_run_config
+    from cnnlab.training.task import apply_process_settings
 
     cfg = compose_run_config(overrides, output_dir)
-    # Process-wide: a bare loop run beside the suite here gets the same allocator setting.
-    if cfg.get("keep_freed_memory", False):
-        keep_freed_memory()
+    apply_process_settings(cfg)  # a bare loop run beside the suite gets them too
     return cfg
 
 

@@ -51,13 +51,18 @@ from cnnlab.training.validation import validate_config
 METRICS_FILE = "metrics.json"
 
 
+def apply_process_settings(cfg: DictConfig) -> None:
+    """Settings of the whole process (once set, they hold for everything it runs after)."""
+    if cfg.get("keep_freed_memory", False):
+        keep_freed_memory()
+
+
 def build_run(
     cfg: DictConfig, callbacks: Sequence[Callback] = ()
 ) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """DataModule, LightningModule and Trainer for a validated config; `callbacks` are added
     to the configured ones (live objects a config cannot name, e.g. a search's pruner)."""
-    if cfg.get("keep_freed_memory", False):
-        keep_freed_memory()
+    apply_process_settings(cfg)
     datamodule = build(cfg.data, "data", augment=build(cfg.augment, "augment"))
     model = build_model(cfg.model, datamodule)
     module = build(
