@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from cnnlab.checkpoints.atomic import write_json
-from cnnlab.machine import cpu_has_bf16, cpu_model
+from cnnlab.machine import cpu_has_bf16, cpu_model, isa_limits
 from cnnlab.training.build import CPU_BF16_ENV, cpu_bf16, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +45,8 @@ def machine() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_kind": cpu_kind(),
         "cpu_native_bf16": cpu_has_bf16(),
+        # ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA as set: this CPU running another kind's kernels.
+        "isa_limits": isa_limits() or None,
         # CNNLAB_CPU_BF16 as set (null: detected), and what `precision: auto` does on this CPU.
         "cpu_bf16_override": os.environ.get(CPU_BF16_ENV) or None,
         "cpu_auto_precision": "bf16-mixed" if cpu_bf16() else "32-true",

@@ -43,9 +43,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cnnlab.config import compose_config
 from cnnlab.errors import exits_cleanly
-from cnnlab.machine import cpu_flags
+from cnnlab.machine import cpu_flags, isa_limits
 from cnnlab.training.build import resolve_precision
 
 BENCH = Path(__file__).resolve().parent
@@ -85,7 +87,8 @@ def machine_tag(precision: str) -> str:
     """CPU kind and the precision the runs use, e.g. amx-bf16, avx512bf16-bf16, avx2-fp32.
 
     AMX and AVX512-BF16 alone are separate kinds: their bf16 speeds differ, and one kind's
-    figures must never overwrite the other's."""
+    figures must never overwrite the other's. A CPU limited to fewer vector extensions
+    (`cnnlab.machine.ISA_LIMIT_ENV`) is a kind of its own too: avx512bf16-as-avx2-fp32."""
     flags = cpu_flags()
     if "amx_bf16" in flags:
         kind = "amx"
@@ -97,6 +100,8 @@ def machine_tag(precision: str) -> str:
         kind = "avx2"
     else:
         kind = "cpu"
+    if isa_limits():
+        kind += "-as-" + torch.backends.cpu.get_cpu_capability().lower().replace(" ", "")
     return f"{kind}-{'bf16' if precision.startswith('bf16') else 'fp32'}"
 
 

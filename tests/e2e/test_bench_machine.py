@@ -93,3 +93,54 @@ def test_speed_suite_keeps_each_cpu_kind_in_its_own_folder(monkeypatch, flags, p
 
     monkeypatch.setattr(speed_suite, "cpu_flags", lambda: flags)
     assert speed_suite.machine_tag(precision) == tag
+
+
+@pytest.mark.parametrize(
+    ("limits", "capability", "tag"),
+    [
+        ({}, "AVX512", "avx512bf16-fp32"),
+        (
+            {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+            "AVX2",
+            "avx512bf16-as-avx2-fp32",
+        ),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "AVX512", "avx512bf16-as-avx512-fp32"),
+    ],
+)
+def test_a_cpu_limited_to_other_kernels_files_apart(monkeypatch, limits, capability, tag):
+    """A bf16 CPU running AVX2 kernels is neither kind: its figures get a folder of their own."""
+    import speed_suite
+
+    from cnnlab.machine import ISA_LIMIT_ENV
+
+    for name in ISA_LIMIT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in limits.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(speed_suite, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert speed_suite.machine_tag("32-true") == tag
+
+
+def test_torch_honours_the_isa_limits_and_auto_follows(tmp_path: Path):
+    """The limits are torch's and oneDNN's own switches: in a fresh process with both set to
+    AVX2, torch dispatches AVX2 kernels, `auto` is fp32 and the record says why, on any CPU."""
+    import os
+    import subprocess
+
+    script = (
+        "import json, torch, common\n"
+        "from cnnlab.training.build import resolve_precision\n"
+        "print(json.dumps([torch.backends.cpu.get_cpu_capability(),"
+        " str(resolve_precision('cpu', 'auto')), common.machine()['isa_limits']]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != CPU_BF16_ENV}
+    env.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "bench"), env.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    capability, precision, limits = json.loads(out.stdout.strip().splitlines()[-1])
+    assert capability == "AVX2"
+    assert precision == "32-true"
+    assert limits == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}

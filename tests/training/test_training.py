@@ -154,6 +154,42 @@ def test_precision_fits_the_hardware(monkeypatch):
     assert resolve_precision("auto", "16-mixed") == "16-mixed"  # explicit choice wins
 
 
+BF16_CPU_FLAGS = {"avx2", "avx512f", "avx512_bf16"}
+
+
+@pytest.mark.parametrize(
+    ("limits", "native"),
+    [
+        ({}, True),
+        ({"ATEN_CPU_CAPABILITY": "default"}, True),
+        ({"ATEN_CPU_CAPABILITY": "avx512"}, True),
+        ({"ATEN_CPU_CAPABILITY": "avx2"}, False),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+        ({"DNNL_MAX_CPU_ISA": "avx512_core"}, False),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True),
+        ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+    ],
+)
+def test_isa_limits_turn_native_bf16_off(monkeypatch, limits, native):
+    """A bf16 CPU told to run AVX2 kernels emulates bf16 (~10x slower): auto must pick fp32."""
+    import cnnlab.machine as machine
+    import cnnlab.training.build as build
+
+    for name in machine.ISA_LIMIT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in limits.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(build.CPU_BF16_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: BF16_CPU_FLAGS)
+    assert machine.cpu_has_bf16() is native
+    assert resolve_precision("cpu", "auto") == ("bf16-mixed" if native else "32-true")
+    kind = machine.cpu_kind(BF16_CPU_FLAGS)
+    assert kind.startswith("AVX-512 with native bf16")
+    assert ("limited by" in kind) == any(v != "default" for v in limits.values())
+
+
 @pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize(("value", "expected"), [("1", "bf16-mixed"), ("0", "32-true")])
 def test_cpu_bf16_override_beats_detection_on_the_cpu_only(monkeypatch, native, value, expected):
