@@ -43,11 +43,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cnnlab.config import compose_config
 from cnnlab.errors import exits_cleanly
-from cnnlab.machine import cpu_flags, isa_limits
+from cnnlab.machine import cpu_flags, cpu_tag
 from cnnlab.training.build import resolve_precision
 
 BENCH = Path(__file__).resolve().parent
@@ -89,20 +87,7 @@ def machine_tag(precision: str) -> str:
     AMX and AVX512-BF16 alone are separate kinds: their bf16 speeds differ, and one kind's
     figures must never overwrite the other's. A CPU limited to fewer vector extensions
     (`cnnlab.machine.ISA_LIMIT_ENV`) is a kind of its own too: avx512bf16-as-avx2-fp32."""
-    flags = cpu_flags()
-    if "amx_bf16" in flags:
-        kind = "amx"
-    elif "avx512_bf16" in flags:
-        kind = "avx512bf16"
-    elif "avx512f" in flags:
-        kind = "avx512"
-    elif "avx2" in flags:
-        kind = "avx2"
-    else:
-        kind = "cpu"
-    if isa_limits():
-        kind += "-as-" + torch.backends.cpu.get_cpu_capability().lower().replace(" ", "")
-    return f"{kind}-{'bf16' if precision.startswith('bf16') else 'fp32'}"
+    return f"{cpu_tag(cpu_flags())}-{'bf16' if precision.startswith('bf16') else 'fp32'}"
 
 
 def shown(path: Path) -> str:

@@ -7,22 +7,24 @@ import os
 import platform
 from pathlib import Path
 
+import torch
+
 CPUINFO = Path("/proc/cpuinfo")
 # What makes torch use fewer vector extensions than the CPU has: ATen's kernels
 # (ATEN_CPU_CAPABILITY) and oneDNN's convolutions and matmuls (ONEDNN_MAX_CPU_ISA, formerly
 # DNNL_MAX_CPU_ISA). Set to an AVX2 level on a bf16 CPU, they give an AVX2 machine's kernels.
 ISA_LIMIT_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
-# The values of each that still leave bf16 math native (the rest stop below it).
-_BF16_ATEN = {"avx512"}
-_BF16_ONEDNN = {
-    "avx512_core_bf16",
-    "avx512_core_fp16",
-    "avx10_1_512",
-    "avx512_core_amx",
-    "avx10_1_512_amx",
-    "avx512_core_amx_fp16",
-    "avx10_1_512_amx_fp16",
+# oneDNN's levels below native bf16; it ignores a value it does not know, so that is no limit.
+_ONEDNN_BELOW_BF16 = {
+    *("sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core", "avx512_core_vnni")
 }
+# CPU kinds by the flag that decides them, best first: (flag, tag for file names, wording).
+CPU_KINDS = (
+    ("amx_bf16", "amx", "AVX-512 with AMX and native bf16"),
+    ("avx512_bf16", "avx512bf16", "AVX-512 with native bf16"),
+    ("avx512f", "avx512", "AVX-512 without bf16"),
+    ("avx2", "avx2", "AVX2 only"),
+)
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -58,29 +60,38 @@ def cpu_has_bf16() -> bool:
 
     Without it, bf16 autocast on CPU is emulated: measured 10-20x *slower* than fp32 on a
     2-core AMD EPYC with AVX2 only, and ~10x on an AVX512-BF16 EPYC limited to AVX2 kernels.
+    ATen's side is read from torch itself (it warns about and ignores a value it does not
+    know); oneDNN's from the environment, as oneDNN reads it.
     """
     if not cpu_flags() & {"avx512_bf16", "amx_bf16"}:
         return False
-    limits = {name: value.lower() for name, value in isa_limits().items()}
-    aten = limits.get("ATEN_CPU_CAPABILITY")
-    onednn = limits.get("ONEDNN_MAX_CPU_ISA", limits.get("DNNL_MAX_CPU_ISA"))
-    return (aten is None or aten in _BF16_ATEN) and (onednn is None or onednn in _BF16_ONEDNN)
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return False
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    return onednn.strip().lower() not in _ONEDNN_BELOW_BF16
+
+
+def _kind(flags: set[str] | None) -> tuple[str, str]:
+    flags = cpu_flags() if flags is None else flags
+    for flag, tag, wording in CPU_KINDS:
+        if flag in flags:
+            return tag, wording
+    return "cpu", "unknown vector extensions"
+
+
+def cpu_tag(flags: set[str] | None = None) -> str:
+    """The kind as a file-name word (amx, avx512bf16, avx512, avx2), `-as-avx2` etc. added
+    where the environment limits torch's kernels: such figures are neither kind's."""
+    tag = _kind(flags)[0]
+    if isa_limits():
+        tag += "-as-" + torch.backends.cpu.get_cpu_capability().lower().replace(" ", "")
+    return tag
 
 
 def cpu_kind(flags: set[str] | None = None) -> str:
     """What decides the speed of training here: native bf16 or fp32 vector width (and the
     environment's ISA limits, which make one kind run another's kernels)."""
-    flags = cpu_flags() if flags is None else flags
-    if "amx_bf16" in flags:
-        kind = "AVX-512 with AMX and native bf16"
-    elif "avx512_bf16" in flags:
-        kind = "AVX-512 with native bf16"
-    elif "avx512f" in flags:
-        kind = "AVX-512 without bf16"
-    elif "avx2" in flags:
-        kind = "AVX2 only"
-    else:
-        kind = "unknown vector extensions"
+    kind = _kind(flags)[1]
     limits = isa_limits()
     if limits:
         kind += " limited by " + " ".join(f"{name}={value}" for name, value in limits.items())
